@@ -1,0 +1,108 @@
+"""The forms of one model a backend can start from, each built on first use and cached."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modelzoo import __version__
+from modelzoo.cache import Cache, digest
+from modelzoo.checkpoint import apply_state_dict, read_state_dict
+from modelzoo.export import export_onnx, measure_parity, simplify_onnx
+from modelzoo.fileio import atomic_write_json
+from modelzoo.manifest import Manifest
+from modelzoo.registry import ModelEntry
+from modelzoo.weights import RANDOM_SEED, Weights, sha256_of
+
+log = logging.getLogger(__name__)
+
+
+class Artifacts:
+    """The torch model and its ONNX exports for one model, weights and export variant.
+
+    `parity` holds the torch-vs-ONNX figures of the last ONNX handed out (measured when it was
+    built, read back from the cache otherwise).
+    """
+
+    def __init__(self, entry: ModelEntry, weights: Weights, cache: Cache, variant: str = "standard",
+                 simplify: bool = True):
+        self.entry = entry
+        self.weights = weights
+        self.cache = cache
+        self.variant = variant
+        self.simplify = simplify
+        self.parity: dict[str, float] | None = None
+        self._model: torch.nn.Module | None = None
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.entry.manifest
+
+    def key(self, **extra: Any) -> dict[str, Any]:
+        """Everything an artifact of this model depends on, plus `extra`; backends extend it."""
+        import onnx
+
+        raw = self.manifest.raw
+        return {"model": self.manifest.name,
+                "manifest": {k: raw[k] for k in ("inputs", "outputs", "export")},
+                "model_code": _source_digest(self.entry.build),
+                "weights": self.weights.identity, "variant": self.variant,
+                "modelzoo": __version__, "torch": torch.__version__, "onnx": onnx.__version__, **extra}
+
+    def torch_model(self) -> torch.nn.Module:
+        if self._model is None:
+            model = self.entry.build(self.variant)
+            if self.weights.random:
+                self.entry.init_random(model, RANDOM_SEED)
+            else:
+                apply_state_dict(model, read_state_dict(self.weights.path), self.weights.path)
+            self._model = model.eval()
+        return self._model
+
+    def onnx(self, batch_size: int | None) -> Path:
+        """The ONNX file for a static batch size, or with a dynamic batch axis when None.
+
+        The export itself has a dynamic batch and is shared by every batch size; onnxsim then
+        fixes the run's shape. Without simplification a static batch is exported directly.
+        """
+        opset = self.manifest.export["opset"]
+        export_batch = None if self.simplify else batch_size
+        tag = "dynamic" if export_batch is None else export_batch
+        raw = self.cache.artifact(
+            f"{self.manifest.name}-{self.variant}-bs{tag}", ".onnx",
+            self.key(artifact="onnx", opset=opset, batch=tag),
+            lambda tmp: export_onnx(self.torch_model(), self.manifest, tmp, export_batch),
+            "ONNX export")
+        path = raw
+        if self.simplify:
+            import onnxsim
+
+            tag = "dynamic" if batch_size is None else batch_size
+            path = self.cache.artifact(
+                f"{self.manifest.name}-{self.variant}-bs{tag}-sim", ".onnx",
+                self.key(artifact="onnxsim", source=raw.name, batch=tag, onnxsim=onnxsim.__version__),
+                lambda tmp: simplify_onnx(raw, tmp, self.manifest, batch_size),
+                "simplified ONNX")
+        self.parity = self._parity(path, batch_size)
+        return path
+
+    def _parity(self, onnx_path: Path, batch_size: int | None) -> dict[str, float]:
+        record = onnx_path.with_name(onnx_path.name + ".parity.json")
+        if record.exists():
+            return json.loads(record.read_text())
+        parity = measure_parity(self.torch_model(), onnx_path, self.manifest, batch_size)
+        log.info("parity torch vs ONNX: max|diff| %.2e, cosine %.8f, top-1 agreement %.0f%%",
+                 parity["max_abs_diff"], parity["cosine"], 100 * parity["top1_agreement"])
+        atomic_write_json(record, parity)
+        return parity
+
+
+def _source_digest(function: Any) -> str:
+    """A digest of the plugin package's Python files, so that editing the model invalidates exports."""
+    package = sys.modules[function.__module__.split(".")[0]]
+    files = sorted(Path(package.__file__).parent.rglob("*.py"))
+    return digest({str(f.relative_to(files[0].parent)): sha256_of(f) for f in files})

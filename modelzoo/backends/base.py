@@ -1,0 +1,73 @@
+"""The backend interface: how the runner compiles a model for a target and runs batches on it."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from modelzoo.artifacts import Artifacts
+
+
+@dataclass
+class Batch:
+    names: list[str]   # image keys, in the order of the rows of `data`
+    data: np.ndarray   # [len(names), ...] float32
+
+
+class Session:
+    """A model ready to run at one batch size.
+
+    Subclasses implement ``infer``; the default ``run`` times it, pads a short last batch when the
+    compiled model has a static batch, and drops the padding rows again.
+    """
+
+    static_batch: int | None = None
+
+    def __init__(self) -> None:
+        self.compute_seconds = 0.0
+        self.images = 0
+
+    def infer(self, data: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], np.ndarray]]:
+        for batch in batches:
+            data, n = batch.data, len(batch.names)
+            if self.static_batch and n < self.static_batch:
+                pad = np.zeros((self.static_batch - n, *data.shape[1:]), dtype=data.dtype)
+                data = np.concatenate([data, pad])
+            start = time.perf_counter()
+            out = self.infer(data)
+            self.compute_seconds += time.perf_counter() - start
+            self.images += n
+            yield batch.names, out[:n]
+
+    def throughput_fps(self) -> float | None:
+        """Pure inference images per second, as measured by the backend."""
+        return self.images / self.compute_seconds if self.compute_seconds else None
+
+    def close(self) -> None:
+        pass
+
+
+class Backend:
+    """A target the runner can compile for and run on. Register instances via the hook."""
+
+    name: str = ""
+    priority: int = 0            # `--backend auto` picks the available backend with the highest
+    export_variant: str = "standard"  # passed to the plugin's build(); see ModelEntry
+    description: str = ""
+
+    def unavailable_reason(self) -> str | None:
+        """None when usable here, else what is missing and how to get it."""
+        return None
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the libraries or tools this backend runs on, for reports and cache keys."""
+        return {}
+
+    def open(self, artifacts: Artifacts, batch_size: int) -> Session:
+        raise NotImplementedError

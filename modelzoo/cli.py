@@ -1,0 +1,203 @@
+"""The `modelzoo` command: one subcommand per pipeline step, plus `run` for all of them."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from modelzoo import __version__
+from modelzoo.errors import UserError
+
+log = logging.getLogger("modelzoo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="modelzoo: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars or info lines")
+    common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    parser = argparse.ArgumentParser(prog="modelzoo", parents=[common],
+                                     description="Run, evaluate and convert ModelZoo models.")
+    parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    command("list", cmd_list, "list installed models and backends, with availability")
+
+    p = command("info", cmd_info, "show a model's manifest")
+    p.add_argument("model")
+
+    p = command("run", cmd_run, "evaluate a model end to end: export, compile, infer, score, report")
+    p.add_argument("model")
+    p.add_argument("--bs", "--batchsize", dest="bs", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, ...")
+    _weights_arg(p)
+    p.add_argument("--data", type=Path, help="dataset dir: DIR/images + DIR/val_label.txt, or a flat "
+                                             "image dir with --labels (default: the demo set)")
+    p.add_argument("--labels", type=Path, help="label file, lines '<image file name> <class>'")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images (by name)")
+    p.add_argument("--output", type=Path, help="output dir (default ./modelzoo-out/MODEL/BACKEND-bsN)")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip unreadable images (listed in report.json) instead of stopping")
+    p.add_argument("--workers", type=int, help="preprocessing processes (default: cores, at most 4; "
+                                               "0 = in the main process)")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+
+    p = command("preprocess", cmd_preprocess,
+                "write one <stem>.bin per image (float32 CHW), as ModelZoo's preprocess script does")
+    p.add_argument("model")
+    p.add_argument("--data", type=Path, required=True, help="image dir (or DIR with DIR/images)")
+    p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
+    p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
+    p.add_argument("--workers", type=int, help="preprocessing processes")
+
+    p = command("export", cmd_export, "export the model to ONNX (opset from the manifest)")
+    p.add_argument("model")
+    _weights_arg(p)
+    p.add_argument("--output", type=Path, required=True, help="ONNX file to write")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--bs", type=int, help="static batch size")
+    group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+
+    p = command("postprocess", cmd_postprocess,
+                "score ais_bench result files (<stem>_0.txt|bin|npy) against a label file")
+    p.add_argument("model")
+    p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
+    p.add_argument("--labels", type=Path, required=True, help="label file")
+    p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
+
+    p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
+    p.add_argument("model")
+    return parser
+
+
+def _weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", type=Path, help="checkpoint file (default: the manifest's file in "
+                                                "$MODELZOO_HOME/weights, else seeded random weights)")
+
+
+def _registry():
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    return Registry(get_plugin_manager())
+
+
+def cmd_list(args) -> None:
+    registry = _registry()
+    print("models:")
+    for name, entry in sorted(registry.models.items()):
+        print(f"  {name:14} {entry.manifest.summary}")
+    print("backends (auto picks the available one listed first):")
+    for backend in sorted(registry.backends.values(), key=lambda b: -b.priority):
+        reason = backend.unavailable_reason()
+        state = "available" if reason is None else f"unavailable: {reason}"
+        print(f"  {backend.name:14} {backend.description} — {state}")
+
+
+def cmd_info(args) -> None:
+    m = _registry().model(args.model).manifest
+    print(f"{m.name}: {m.summary}")
+    print(f"  paper       {m.paper}")
+    print(f"  manifest    {m.path}")
+    print(f"  upstream    {m.source['repo']} @ {m.source['commit']}, patches: "
+          f"{', '.join(m.source.get('patches', [])) or 'none'}")
+    print(f"  weights     {m.weights['file']}  <{m.weights['url']}>")
+    for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
+        for t in tensors:
+            shape = ",".join(str(d) for d in t.shape)
+            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]")
+    pre = m.preprocess
+    print(f"  preprocess  resize {pre['resize']} ({pre['interpolation']}), crop {pre['crop']}, "
+          f"mean {pre['mean']}, std {pre['std']}")
+    print(f"  dataset     {m.dataset['images']}/ + {m.dataset['labels']} ({m.dataset['label_format']})")
+    flags = " ".join(m.atc.get("extra_flags", []))
+    print(f"  atc         --framework={m.atc['framework']} --input_format={m.atc['input_format']} {flags}".rstrip())
+    exp = m.expected
+    print(f"  expected    top-1 {exp['top1']} ± {exp['top1_tolerance']} ({exp['source']})")
+    for perf in exp.get("perf", []):
+        table = ", ".join(f"bs{bs} {fps}" for bs, fps in perf["fps"].items())
+        label = "reference" if perf["reference"] else "measured"
+        print(f"  perf        {perf['chip']} ({label}): {table} fps")
+    print("  status      " + " ".join(f"{k}:{v}" for k, v in m.status.items()))
+
+
+def cmd_run(args) -> None:
+    from modelzoo.pipeline import RunOptions, run
+    from modelzoo.report import print_report
+
+    report = run(_registry(), RunOptions(
+        model=args.model, backend=args.backend, batch_size=args.bs, weights=args.weights,
+        data=args.data, labels=args.labels, limit=args.limit, output=args.output,
+        cache_dir=args.cache_dir, skip_invalid=args.skip_invalid, workers=args.workers,
+        simplify=not args.no_simplify, quiet=args.quiet))
+    print_report(report)
+
+
+def cmd_preprocess(args) -> None:
+    from modelzoo.steps import preprocess_to_bin
+
+    count = preprocess_to_bin(_registry().model(args.model), args.data, args.save_bin,
+                              args.workers, args.skip_invalid, quiet=args.quiet)
+    print(f"wrote {count} .bin files to {args.save_bin}")
+
+
+def cmd_export(args) -> None:
+    from modelzoo.steps import export
+
+    path, parity = export(_registry().model(args.model), args.weights, args.output, args.bs,
+                          args.variant, not args.no_simplify, args.cache_dir)
+    print(f"wrote {path}")
+    print(f"parity torch vs ONNX Runtime: max|diff| {parity['max_abs_diff']:.2e}, "
+          f"cosine {parity['cosine']:.8f}, top-1 agreement {parity['top1_agreement']:.0%}")
+
+
+def cmd_postprocess(args) -> None:
+    from modelzoo.steps import postprocess
+
+    scores = postprocess(_registry().model(args.model), args.result_path, args.labels, args.output)
+    print(f"images scored: {scores['images']}")
+    if scores["images"]:
+        print(f"top-1: {scores['top1']:.4f}")
+        print(f"top-5: {scores['top5']:.4f}")
+    print(f"results without a label: {scores['results_without_label']}")
+    print(f"labels without a result: {scores['labels_without_result']}")
+
+
+def cmd_fetch(args) -> None:
+    from modelzoo.weights import fetch_weights
+
+    path = fetch_weights(_registry().model(args.model).manifest)
+    print(f"weights at {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

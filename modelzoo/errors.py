@@ -1,0 +1,11 @@
+"""The one error type a user can cause: it ends the command with one line and exit code 2."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input, a missing file or tool, a failed external step: anything the user can fix.
+
+    The message is a single line saying what went wrong, which file, and what to do.
+    """
+
+    exit_code = 2

@@ -1,0 +1,33 @@
+"""The plugin manager: built-in plugins first, then installed ones from entry points."""
+from __future__ import annotations
+
+import importlib
+import os
+
+import pluggy
+
+from modelzoo import hookspecs
+
+# Internal plugins, registered exactly like external ones.
+BUILTIN_PLUGINS = (
+    "modelzoo.backends.onnxruntime",
+    "modelzoo.backends.torch",
+)
+
+# Set to "0" to skip installed (entry point) plugins, e.g. in tests that register their own.
+LOAD_ENTRYPOINTS_ENV = "MODELZOO_LOAD_ENTRYPOINTS"
+
+
+def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginManager:
+    """A plugin manager with the built-in plugins and, unless switched off, installed ones."""
+    if load_entrypoints is None:
+        load_entrypoints = os.environ.get(LOAD_ENTRYPOINTS_ENV, "1") != "0"
+    pm = pluggy.PluginManager("modelzoo")
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints("modelzoo")
+    # A misspelled hook name in a plugin fails here instead of being silently never called.
+    pm.check_pending()
+    return pm

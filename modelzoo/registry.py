@@ -1,0 +1,89 @@
+"""What plugins register, collected once from the hooks: models and backends by name."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from modelzoo.errors import UserError
+from modelzoo.manifest import Manifest
+
+if TYPE_CHECKING:
+    import pluggy
+    import torch
+
+    from modelzoo.backends.base import Backend
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """The pieces of one model that only its plugin knows.
+
+    build: ``build(variant)`` returns the model in eval mode with random weights; ``variant`` is the
+        chosen backend's ``export_variant`` ("standard", or e.g. "ascend" for a graph laid out for
+        that chip), and an unknown variant must give the standard model.
+    init_random: ``init_random(model, seed)`` re-initialises it deterministically; used when no
+        checkpoint exists, so that throughput can still be measured.
+    preprocess: ``preprocess(path)`` returns one input as a float32 array of the manifest's input
+        shape without the batch axis. It runs in worker processes, so it must be picklable (a
+        module-level function or a functools.partial of one) and should not import torch.
+    demo_data: a directory in the dataset layout of the manifest, used when no --data is given.
+    """
+
+    manifest: Manifest
+    build: Callable[[str], torch.nn.Module]
+    init_random: Callable[[torch.nn.Module, int], None]
+    preprocess: Callable[[Path], np.ndarray]
+    demo_data: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+class Registry:
+    """Models and backends registered by every plugin in a plugin manager."""
+
+    def __init__(self, pm: pluggy.PluginManager):
+        self.models: dict[str, ModelEntry] = {}
+        self.backends: dict[str, Backend] = {}
+        pm.hook.modelzoo_register_models(register=self._add_model)
+        pm.hook.modelzoo_register_backends(register=self._add_backend)
+
+    def _add_model(self, entry: ModelEntry) -> None:
+        if entry.name in self.models:
+            raise UserError(f"two plugins register a model named '{entry.name}' "
+                            f"({self.models[entry.name].manifest.path} and {entry.manifest.path}); "
+                            "uninstall one of them")
+        self.models[entry.name] = entry
+
+    def _add_backend(self, backend: Backend) -> None:
+        if backend.name in self.backends:
+            raise UserError(f"two plugins register a backend named '{backend.name}'; uninstall one of them")
+        self.backends[backend.name] = backend
+
+    def model(self, name: str) -> ModelEntry:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise UserError(f"unknown model '{name}' (installed: {known}); "
+                            "see 'modelzoo list' or install its plugin") from None
+
+    def backend(self, name: str) -> Backend:
+        """The backend called `name`, or for "auto" the best available one."""
+        if name == "auto":
+            available = [b for b in self.backends.values() if b.unavailable_reason() is None]
+            if not available:
+                raise UserError("no inference backend is available; see 'modelzoo list' for what each needs")
+            return max(available, key=lambda b: b.priority)
+        backend = self.backends.get(name)
+        if backend is None:
+            known = ", ".join(sorted(self.backends))
+            raise UserError(f"unknown backend '{name}' (known: {known}, or auto)")
+        reason = backend.unavailable_reason()
+        if reason:
+            raise UserError(f"backend '{name}' is not available here: {reason}")
+        return backend
