@@ -1,0 +1,165 @@
+"""The plugin contract: hooks, the plugin manager, the registry and the mock runner."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+
+import pluggy
+import pytest
+import torch
+
+import modelzoo_lvvit.plugin as lvvit_plugin
+import tests.plugins.tinycnn.plugin as tiny_plugin
+from modelzoo.backends.base import Backend
+from modelzoo.errors import UserError
+from modelzoo.hookspecs import hookimpl
+from modelzoo.pipeline import RunOptions, run
+from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
+from modelzoo.registry import ModelEntry, Registry
+from modelzoo.testing.mock import ContractError, MockRunner
+from tests.conftest import write_photo
+
+
+def test_builtins_register_like_external_plugins_and_entry_points_can_be_switched_off(monkeypatch):
+    pm = get_plugin_manager(load_entrypoints=False)
+    assert [pm.get_name(p) for p in pm.get_plugins()] == list(reversed(BUILTIN_PLUGINS)) or \
+        {pm.get_name(p) for p in pm.get_plugins()} == set(BUILTIN_PLUGINS)
+    registry = Registry(pm)
+    assert set(registry.backends) == {"onnxruntime", "torch"} and registry.models == {}
+
+    monkeypatch.setenv("MODELZOO_LOAD_ENTRYPOINTS", "0")
+    assert Registry(get_plugin_manager()).models == {}
+    monkeypatch.setenv("MODELZOO_LOAD_ENTRYPOINTS", "1")
+    assert "lvvit" in Registry(get_plugin_manager()).models  # installed through the entry point
+
+
+def test_a_misspelled_hook_is_caught_at_registration():
+    class Misspelled:
+        @hookimpl
+        def modelzoo_register_model(self, register):
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError, match="modelzoo_register_model"):
+        MockRunner(Misspelled())
+
+
+@pytest.mark.parametrize("plugin,name", [(lvvit_plugin, "lvvit"), (tiny_plugin, "tinycnn")])
+def test_real_plugins_keep_the_contract(plugin, name):
+    runner = MockRunner(plugin)
+    runner.check_model(name)
+    assert runner.model(name).manifest.name == name
+
+
+def broken(**changes):
+    """A plugin registering the tiny model with some pieces replaced."""
+    entry = dataclasses.replace(MockRunner(tiny_plugin).model("tinycnn"), **changes)
+
+    class Plugin:
+        @hookimpl
+        def modelzoo_register_models(self, register):
+            register(entry)
+
+    return Plugin()
+
+
+class WrongHead(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 7)
+
+
+def shuffled_init(model, seed):
+    for p in model.parameters():
+        torch.nn.init.normal_(p)  # ignores the seed
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"build": lambda variant: WrongHead().eval()}, "output shape (2, 7) differs from the manifest's (2, 10)"),
+    ({"build": lambda variant: tiny_plugin.TinyCNN().train()}, "eval mode"),
+    ({"init_random": shuffled_init}, "same seed"),
+    ({"preprocess": lambda path: None}, "not picklable"),
+    ({"preprocess": functools.partial(tiny_plugin.preprocess)}, None),
+])
+def test_the_mock_runner_names_each_broken_promise(changes, message):
+    runner = MockRunner(broken(**changes))
+    if message is None:
+        runner.check_model("tinycnn")  # a partial of a module-level function is fine
+        return
+    with pytest.raises(ContractError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        runner.check_model("tinycnn")
+
+
+def test_registering_something_else_than_an_entry_is_a_contract_error():
+    class Plugin:
+        @hookimpl
+        def modelzoo_register_models(self, register):
+            register({"name": "dict"})
+
+    with pytest.raises(ContractError, match="not a ModelEntry"):
+        MockRunner(Plugin())
+
+
+class Unavailable(Backend):
+    name = "nowhere"
+    priority = 99
+
+    def unavailable_reason(self):
+        return "the nowhere SDK is not installed; pip install nowhere"
+
+
+@hookimpl
+def modelzoo_register_backends(register):
+    register(Unavailable())
+
+
+def test_registry_picks_the_best_available_backend_and_explains_unavailable_ones():
+    import sys
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(sys.modules[__name__])
+    registry = Registry(pm)
+    assert registry.backend("auto").name == "onnxruntime"  # nowhere ranks higher but is unavailable
+    with pytest.raises(UserError, match="not available here: the nowhere SDK is not installed"):
+        registry.backend("nowhere")
+    with pytest.raises(UserError, match=r"unknown backend 'tensorrt' \(known: nowhere, onnxruntime, torch"):
+        registry.backend("tensorrt")
+    with pytest.raises(UserError, match=r"unknown model 'resnet' \(installed: none\)"):
+        registry.model("resnet")
+
+
+def test_two_plugins_registering_one_name_is_one_clear_line():
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tiny_plugin)
+    pm.register(broken())
+    with pytest.raises(UserError, match="two plugins register a model named 'tinycnn'"):
+        Registry(pm)
+
+
+def test_a_second_model_runs_through_the_unchanged_runner(tmp_path):
+    """tinycnn knows only the public plugin API; the whole pipeline runs it on two backends."""
+    data = tmp_path / "data"
+    (data / "pictures").mkdir(parents=True)
+    lines = []
+    for i in range(7):
+        write_photo(data / "pictures" / f"pic{i}.png", (40 + i, 50), seed=i)
+        lines.append(f"pic{i}.png {i % 10}\n")
+    (data / "classes.txt").write_text("".join(lines))
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tiny_plugin)
+    registry = Registry(pm)
+    model = tiny_plugin.build("standard")
+    tiny_plugin.init_random(model, 4)  # a seed whose predictions differ between these pictures
+    torch.save(model.state_dict(), tmp_path / "tiny.pth")
+    reports = {}
+    for backend in ("onnxruntime", "torch"):
+        reports[backend] = run(registry, RunOptions(
+            model="tinycnn", backend=backend, batch_size=3, data=data, output=tmp_path / backend,
+            weights=tmp_path / "tiny.pth",
+            cache_dir=tmp_path / "cache", workers=0, quiet=True))
+    ort, ref = reports["onnxruntime"], reports["torch"]
+    assert ort["images"] == ref["images"] == 7
+    assert ort["parity"]["max_abs_diff"] < 1e-4
+    predictions = {b: json.loads((tmp_path / b / "predictions.json").read_text()) for b in reports}
+    assert predictions["onnxruntime"] == predictions["torch"]
+    assert len({p[0] for p in predictions["torch"].values()}) > 1  # the check is not vacuous
+    assert ort["top1"] == ref["top1"]
