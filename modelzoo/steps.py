@@ -11,6 +11,7 @@ from tqdm import tqdm
 from modelzoo.artifacts import Artifacts
 from modelzoo.cache import Cache
 from modelzoo.data import find_images
+from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.labels import image_key, read_labels
 from modelzoo.metrics import accuracy, top5
@@ -18,13 +19,12 @@ from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT
 from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
 from modelzoo.stream import default_workers, preprocessed
-from modelzoo.errors import UserError
 from modelzoo.weights import resolve_weights
 
 
-def write_bin(array: np.ndarray, out_dir: Path, image: Path) -> Path:
+def write_bin(array: np.ndarray, out_dir: Path, image: str | Path) -> Path:
     """Raw little-endian float32, no header, named `<file name before its first '.'>.bin` (ModelZoo's layout)."""
-    path = Path(out_dir) / f"{image_key(image.name)}.bin"
+    path = Path(out_dir) / f"{image_key(Path(image).name)}.bin"
     atomic_write_bytes(path, np.ascontiguousarray(array, dtype="<f4").tobytes())
     return path
 

@@ -1,11 +1,13 @@
 """Shared fixtures: real images, a checkpoint with spread-out predictions, an isolated environment."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -16,13 +18,16 @@ def isolated_home(tmp_path_factory, monkeypatch):
 
 
 def write_photo(path: Path, size: tuple[int, int], seed: int, mode: str = "RGB") -> Path:
-    """A real encoded image with smooth structure plus noise, so that resizing has work to do."""
+    """A real encoded image: a random tint, stripes of random period and direction, and noise,
+    so that pictures differ enough for a model to tell them apart and resizing has work to do."""
     rng = np.random.default_rng(seed)
     w, h = size
     y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([128 + 100 * np.sin(x / rng.uniform(5, 40) + rng.uniform(0, 6)) * np.cos(y / rng.uniform(5, 40))
-                     for _ in range(3)], axis=-1)
-    pixels = (base + rng.normal(0, 10, base.shape)).clip(0, 255).astype(np.uint8)
+    tint = rng.uniform(40, 215, 3)
+    angle, period = rng.uniform(0, np.pi), rng.uniform(4, 60)
+    stripes = np.sin((x * np.cos(angle) + y * np.sin(angle)) / period)
+    base = tint + stripes[..., None] * rng.uniform(20, 90, 3)
+    pixels = (base + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
     Image.fromarray(pixels).convert(mode).save(path)
     return path
 
@@ -41,17 +46,32 @@ def dataset_dir(tmp_path_factory) -> Path:
     return root
 
 
-def spread_weights(model, seed: int = 0) -> None:
-    """Re-init every Linear N(0, 1/fan_in): with upstream init LV-ViT predicts one class for any
-    input, and agreement between backends on such outputs proves nothing."""
-    import torch
+@torch.no_grad()
+def spread_random_weights(model: torch.nn.Module, seed: int) -> None:
+    """Re-init so logits spread over classes: with upstream init LV-ViT predicts one class for
+    any input, and agreement between backends on such outputs proves nothing. Linear weights
+    N(0, 1/fan_in), small random biases, norm affines and BN statistics."""
+    from modelzoo_lvvit.model import init_random_weights
 
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                fan_in = module.weight.shape[1]
-                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / fan_in ** 0.5)
+    init_random_weights(model, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+
+    def rand(t: torch.Tensor, std: float, mean: float = 0.0) -> torch.Tensor:
+        return torch.randn(t.shape, generator=g) * std + mean
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.weight.copy_(rand(m.weight, 1.0 / math.sqrt(m.in_features)))
+            if m.bias is not None:
+                m.bias.copy_(rand(m.bias, 0.02))
+        elif isinstance(m, torch.nn.LayerNorm):
+            m.weight.copy_(rand(m.weight, 0.1, 1.0))
+            m.bias.copy_(rand(m.bias, 0.02))
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.copy_(rand(m.weight, 0.1, 1.0))
+            m.bias.copy_(rand(m.bias, 0.1))
+            m.running_mean.copy_(rand(m.running_mean, 0.1))
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +82,7 @@ def spread_checkpoint(tmp_path_factory) -> Path:
     from modelzoo_lvvit.model import build_lvvit_s
 
     model = build_lvvit_s()
-    spread_weights(model)
+    spread_random_weights(model, seed=0)
     path = tmp_path_factory.mktemp("weights") / "spread.pth"
     torch.save(model.state_dict(), path)
     return path

@@ -16,7 +16,7 @@ from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
-from modelzoo.registry import ModelEntry, Registry
+from modelzoo.registry import Registry
 from modelzoo.testing.mock import ContractError, MockRunner
 from tests.conftest import write_photo
 

@@ -6,8 +6,6 @@ derived from the model, so a wrong key or shape in the model fails here.
 """
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,6 +18,7 @@ from modelzoo_lvvit.model import (
     init_random_weights,
     set_softmax_layout,
 )
+from tests.conftest import spread_random_weights
 
 EMBED, HIDDEN, DEPTH, HEADS, CLASSES, STEM = 384, 1152, 16, 6, 1000, 64
 
@@ -48,32 +47,6 @@ def expected_state_dict_shapes() -> dict[str, tuple[int, ...]]:
     for head in ("head", "aux_head"):
         shapes.update({f"{head}.weight": (CLASSES, EMBED), f"{head}.bias": (CLASSES,)})
     return shapes
-
-
-@torch.no_grad()
-def spread_random_weights(model: nn.Module, seed: int) -> None:
-    """Re-init so logits are spread over classes: Linear weights N(0, 1/fan_in)
-    (the .02 default makes every output nearly equal), and small random
-    biases, norm affines and BN statistics so those paths are exercised too."""
-    init_random_weights(model, seed)
-    g = torch.Generator().manual_seed(seed + 1)
-
-    def rand(t: torch.Tensor, std: float, mean: float = 0.0) -> torch.Tensor:
-        return torch.randn(t.shape, generator=g) * std + mean
-
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            m.weight.copy_(rand(m.weight, 1.0 / math.sqrt(m.in_features)))
-            if m.bias is not None:
-                m.bias.copy_(rand(m.bias, 0.02))
-        elif isinstance(m, nn.LayerNorm):
-            m.weight.copy_(rand(m.weight, 0.1, 1.0))
-            m.bias.copy_(rand(m.bias, 0.02))
-        elif isinstance(m, nn.BatchNorm2d):
-            m.weight.copy_(rand(m.weight, 0.1, 1.0))
-            m.bias.copy_(rand(m.bias, 0.1))
-            m.running_mean.copy_(rand(m.running_mean, 0.1))
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ upstream files and checks the patched model still matches.
 from __future__ import annotations
 
 import importlib
-import math
 import os
 import shutil
 import subprocess
@@ -24,9 +23,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from modelzoo_lvvit.model import build_lvvit_s, init_random_weights
+from modelzoo_lvvit.model import build_lvvit_s
+from tests.conftest import spread_random_weights
 
 UPSTREAM_ENV = "MODELZOO_UPSTREAM_TOKENLABELING"
 PATCH = Path(__file__).resolve().parents[1] / "patches" / "LV_Vit.patch"
@@ -35,31 +34,6 @@ UPSTREAM_FILES = ("tlt/models/layers.py", "tlt/models/lvvit.py")
 pytestmark = pytest.mark.skipif(
     not os.environ.get(UPSTREAM_ENV), reason=f"set {UPSTREAM_ENV} to a TokenLabeling checkout"
 )
-
-
-@torch.no_grad()
-def spread_random_weights(model: nn.Module, seed: int) -> None:
-    """Same re-init as tests/test_model.py: Linear weights N(0, 1/fan_in) so the
-    logits spread over classes, plus random biases, norm affines and BN stats."""
-    init_random_weights(model, seed)
-    g = torch.Generator().manual_seed(seed + 1)
-
-    def rand(t: torch.Tensor, std: float, mean: float = 0.0) -> torch.Tensor:
-        return torch.randn(t.shape, generator=g) * std + mean
-
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            m.weight.copy_(rand(m.weight, 1.0 / math.sqrt(m.in_features)))
-            if m.bias is not None:
-                m.bias.copy_(rand(m.bias, 0.02))
-        elif isinstance(m, nn.LayerNorm):
-            m.weight.copy_(rand(m.weight, 0.1, 1.0))
-            m.bias.copy_(rand(m.bias, 0.02))
-        elif isinstance(m, nn.BatchNorm2d):
-            m.weight.copy_(rand(m.weight, 0.1, 1.0))
-            m.bias.copy_(rand(m.bias, 0.1))
-            m.running_mean.copy_(rand(m.running_mean, 0.1))
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 def _import_upstream_lvvit(

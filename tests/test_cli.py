@@ -1,0 +1,194 @@
+"""`modelzoo` as a user runs it: subprocesses, real files, real export and inference."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from modelzoo.weights import sha256_of
+from modelzoo_lvvit.preprocess import preprocess_image
+from tests.conftest import run_cli
+
+REPORT_KEYS = {"model", "backend", "batch_size", "images", "skipped", "top1", "top5", "throughput_fps",
+               "e2e_fps", "parity", "weights", "data", "versions", "created"}
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def error_line(result) -> str:
+    """The one line a user error prints, and nothing else (no traceback)."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def ort_run(tmp_path_factory, dataset_dir, spread_checkpoint, cache_dir):
+    out = tmp_path_factory.mktemp("ort-run")
+    result = ok(run_cli("run", "lvvit", "--bs", "4", "--data", str(dataset_dir), "--weights",
+                        str(spread_checkpoint), "--output", str(out), "--cache-dir", str(cache_dir)))
+    return out, result
+
+
+@pytest.mark.slow
+def test_run_prints_the_figures_and_writes_the_report(ort_run, dataset_dir, spread_checkpoint):
+    out, result = ort_run
+    for label in ("top-1", "top-5", "images", "throughput", "end to end"):
+        assert label in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= report.keys()
+    assert report["model"] == "lvvit" and report["backend"] == "onnxruntime" and report["batch_size"] == 4
+    assert report["images"] == 6 and report["skipped"] == []
+    assert 0 <= report["top1"] <= report["top5"] <= 1
+    assert report["throughput_fps"] > 0 and report["e2e_fps"] > 0
+    assert report["weights"] == {"path": str(spread_checkpoint.resolve()), "sha256": sha256_of(spread_checkpoint),
+                                 "random": False}
+    assert report["data"]["demo"] is False and report["data"]["path"] == str(dataset_dir.resolve())
+    parity = report["parity"]
+    assert parity["max_abs_diff"] < 1e-3 and parity["cosine"] > 0.99999 and parity["top1_agreement"] == 1.0
+    assert {"python", "torch", "onnx", "onnxruntime", "modelzoo"} <= report["versions"].keys()
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert sorted(predictions) == [f"ILSVRC2012_val_{i:08d}" for i in range(1, 7)]
+    assert all(len(p) == 5 for p in predictions.values())
+
+
+@pytest.mark.slow
+def test_rerun_reuses_cached_artifacts_and_says_so(ort_run, dataset_dir, spread_checkpoint, cache_dir, tmp_path):
+    first, _ = ort_run
+    result = ok(run_cli("run", "lvvit", "--bs", "4", "--data", str(dataset_dir), "--weights",
+                        str(spread_checkpoint), "--output", str(tmp_path), "--cache-dir", str(cache_dir)))
+    assert "reusing cached ONNX export" in result.stderr and "reusing cached simplified ONNX" in result.stderr
+    assert "built" not in result.stderr
+    assert json.loads((tmp_path / "predictions.json").read_text()) == \
+        json.loads((first / "predictions.json").read_text())
+
+
+@pytest.mark.slow
+def test_torch_reference_gives_the_same_predictions(ort_run, dataset_dir, spread_checkpoint, cache_dir, tmp_path):
+    first, _ = ort_run
+    ok(run_cli("run", "lvvit", "--bs", "4", "--backend", "torch", "--data", str(dataset_dir), "--weights",
+               str(spread_checkpoint), "--output", str(tmp_path), "--cache-dir", str(cache_dir), "--workers", "0"))
+    torch_predictions = json.loads((tmp_path / "predictions.json").read_text())
+    ort_predictions = json.loads((first / "predictions.json").read_text())
+    assert {k: v[0] for k, v in torch_predictions.items()} == {k: v[0] for k, v in ort_predictions.items()}
+    assert len({v[0] for v in torch_predictions.values()}) > 1  # the weights spread predictions
+
+
+@pytest.mark.slow
+def test_the_readme_command_works_with_nothing_given(tmp_path, cache_dir):
+    result = ok(run_cli("run", "lvvit", "--bs", "4", "--cache-dir", str(cache_dir), cwd=tmp_path))
+    assert "RANDOM weights" in result.stderr
+    report = json.loads((tmp_path / "modelzoo-out/lvvit/onnxruntime-bs4/report.json").read_text())
+    assert report["weights"]["random"] is True and report["data"]["demo"] is True
+    assert report["images"] == 8
+
+
+@pytest.mark.slow
+def test_a_truncated_image_stops_the_run_or_is_skipped(tmp_path, dataset_dir, spread_checkpoint, cache_dir):
+    data = tmp_path / "data"
+    shutil.copytree(dataset_dir, data)
+    victim = data / "images" / "ILSVRC2012_val_00000003.JPEG"
+    victim.write_bytes(victim.read_bytes()[:2000])
+    common = ["run", "lvvit", "--bs", "4", "--data", str(data), "--weights", str(spread_checkpoint),
+              "--cache-dir", str(cache_dir)]
+    out = tmp_path / "out"
+    line = error_line(run_cli(*common, "--output", str(out)))
+    assert str(victim) in line and "--skip-invalid" in line
+    assert not (out / "report.json").exists()
+
+    ok(run_cli(*common, "--output", str(out), "--skip-invalid"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"] == 5
+    assert [s["image"] for s in report["skipped"]] == [str(victim)]
+
+
+def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
+    assert "does not exist" in error_line(run_cli("run", "lvvit", "--weights", str(tmp_path / "none.pth")))
+    assert "unknown model 'resnet'" in error_line(run_cli("run", "resnet"))
+    assert "unknown backend" in error_line(run_cli("run", "lvvit", "--backend", "tpu", "--data", str(dataset_dir)))
+    assert "label file" in error_line(run_cli("run", "lvvit", "--data", str(dataset_dir / "images")))
+    assert "--bs must be at least 1" in error_line(run_cli("run", "lvvit", "--bs", "0"))
+    debug = run_cli("run", "resnet", "--debug")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_list_and_info():
+    listing = ok(run_cli("list")).stdout
+    assert "lvvit" in listing and "onnxruntime" in listing and "torch" in listing and "available" in listing
+    info = ok(run_cli("info", "lvvit")).stdout
+    assert "image float32 NCHW [batch,3,224,224]" in info and "resize 248 (bicubic), crop 224" in info
+    assert "310P3 (reference)" in info
+
+
+def test_every_subcommand_has_help():
+    for command in ("list", "info", "run", "preprocess", "export", "postprocess", "fetch"):
+        assert "usage: modelzoo " + command in ok(run_cli(command, "--help")).stdout
+
+
+def test_preprocess_writes_modelzoo_bin_files(tmp_path, dataset_dir):
+    out = tmp_path / "bins"
+    result = ok(run_cli("preprocess", "lvvit", "--data", str(dataset_dir), "--save-bin", str(out)))
+    assert "wrote 6 .bin files" in result.stdout
+    images = sorted((dataset_dir / "images").iterdir())
+    assert sorted(p.name for p in out.iterdir()) == [p.name.split(".")[0] + ".bin" for p in images]
+    for image in images:
+        raw = (out / (image.name.split(".")[0] + ".bin")).read_bytes()
+        assert len(raw) == 602_112
+        array = np.frombuffer(raw, dtype="<f4").reshape(3, 224, 224)
+        assert np.array_equal(array, preprocess_image(image))
+
+
+@pytest.mark.slow
+def test_export_static_and_dynamic(tmp_path, spread_checkpoint, cache_dir):
+    static = tmp_path / "lvvit_bs1.onnx"
+    result = ok(run_cli("export", "lvvit", "--weights", str(spread_checkpoint), "--output", str(static),
+                        "--bs", "1", "--cache-dir", str(cache_dir)))
+    assert "parity torch vs ONNX Runtime" in result.stdout
+    dynamic = tmp_path / "lvvit_dyn.onnx"
+    ok(run_cli("export", "lvvit", "--weights", str(spread_checkpoint), "--output", str(dynamic),
+               "--dynamic", "--cache-dir", str(cache_dir)))
+
+    def dims(path):
+        graph = onnx.load(str(path)).graph
+        return [[d.dim_value or d.dim_param for d in t.type.tensor_type.shape.dim] for t in (graph.input[0], graph.output[0])]
+
+    assert dims(static) == [[1, 3, 224, 224], [1, 1000]]
+    (batch_in, *rest_in), (batch_out, _) = dims(dynamic)
+    assert isinstance(batch_in, str) and isinstance(batch_out, str) and rest_in == [3, 224, 224]
+    assert onnx.load(str(static)).opset_import[0].version == 13
+    assert [t.name for t in onnx.load(str(static)).graph.input] == ["image"]
+
+
+def write_txt_result(path: Path, row: np.ndarray) -> None:
+    """ais_bench's TXT format: '%f ' per value, newline per row."""
+    path.write_text("".join(f"{v:f} " for v in row) + "\n")
+
+
+def test_postprocess_scores_ais_bench_results_by_name(tmp_path):
+    rng = np.random.default_rng(0)
+    results = tmp_path / "result" / "2026_11_25-10_00_00"
+    results.mkdir(parents=True)
+    labels = []
+    for i, cls in enumerate([5, 17, 999]):
+        row = rng.standard_normal(1000).astype(np.float32)
+        row[cls] = 100 if i != 2 else -100  # the third image is wrong on top-1 and top-5
+        write_txt_result(results / f"ILSVRC2012_val_{i + 1:08d}_0.txt", row)
+        labels.append(f"ILSVRC2012_val_{i + 1:08d}.JPEG {cls}")
+    write_txt_result(results / "unlabelled_0.txt", rng.standard_normal(1000))
+    (tmp_path / "result" / "2026_11_25-10_00_00_summary.json").write_text("{}")
+    (results / "_summary.json").write_text("{}")
+    labels.append("ILSVRC2012_val_00000099.JPEG 3")  # a label without a result
+    (tmp_path / "val_label.txt").write_text("\n".join(reversed(labels)) + "\n")
+    out = ok(run_cli("postprocess", "lvvit", "--result-path", str(results), "--labels",
+                     str(tmp_path / "val_label.txt"), "--output", str(tmp_path / "scores.json"))).stdout
+    assert "images scored: 3" in out and "top-1: 0.6667" in out and "top-5: 0.6667" in out
+    assert "results without a label: 1" in out and "labels without a result: 1" in out
+    assert json.loads((tmp_path / "scores.json").read_text())["top1"] == pytest.approx(2 / 3)
