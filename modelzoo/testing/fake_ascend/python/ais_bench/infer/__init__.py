@@ -1,0 +1,1 @@
+"""The ais_bench front end: command line, inference loop, outputs, summary, InferSession."""
