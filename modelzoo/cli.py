@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="preprocessing processes (default: cores, at most 4; "
                                                "0 = in the main process)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    target = p.add_argument_group("accelerator options (ascend)")
+    target.add_argument("--device", default="0", help="device id(s), e.g. 0 or 0,1 (default 0)")
+    target.add_argument("--soc-version", help="chip to compile for, e.g. Ascend310P3 (default: from npu-smi)")
+    target.add_argument("--dynamic-batch", type=_batch_list, metavar="1,4,8",
+                        help="compile once for these batch sizes (atc --dynamic_batch_size)")
+    target.add_argument("--io", choices=("auto", "files", "stream"), default="auto",
+                        help="files: .bin files through 'python3 -m ais_bench'; stream: in-process "
+                             "InferSession (default when importable)")
+    target.add_argument("--keep-bin", action="store_true", help="keep the input .bin files of --io files")
 
     p = command("preprocess", cmd_preprocess,
                 "write one <stem>.bin per image (float32 CHW), as ModelZoo's preprocess script does")
@@ -97,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
     return parser
+
+
+def _batch_list(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected batch sizes like 1,4,8, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, got {text!r}")
+    return sizes
 
 
 def _weights_arg(p: argparse.ArgumentParser) -> None:
@@ -158,7 +177,9 @@ def cmd_run(args) -> None:
         model=args.model, backend=args.backend, batch_size=args.bs, weights=args.weights,
         data=args.data, labels=args.labels, limit=args.limit, output=args.output,
         cache_dir=args.cache_dir, skip_invalid=args.skip_invalid, workers=args.workers,
-        simplify=not args.no_simplify, quiet=args.quiet))
+        simplify=not args.no_simplify, quiet=args.quiet, device=args.device,
+        soc_version=args.soc_version, dynamic_batch=args.dynamic_batch, io=args.io,
+        keep_bin=args.keep_bin))
     print_report(report)
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from modelzoo import __version__
 from modelzoo.artifacts import Artifacts
+from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.data import resolve_dataset
 from modelzoo.errors import UserError
@@ -42,6 +43,11 @@ class RunOptions:
     workers: int | None = None
     simplify: bool = True
     quiet: bool = False
+    device: str = "0"
+    soc_version: str | None = None
+    dynamic_batch: tuple[int, ...] | None = None
+    io: str = "auto"
+    keep_bin: bool = False
 
 
 def run(registry: Registry, opts: RunOptions) -> dict:
@@ -66,7 +72,9 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     log.info("model %s, backend %s, batch size %d, %d images from %s", manifest.name, backend.name,
              opts.batch_size, len(dataset.images), dataset.root)
     started = time.perf_counter()
-    session = backend.open(artifacts, opts.batch_size)
+    settings = BackendSettings(workdir=Path(output), device=opts.device, soc_version=opts.soc_version,
+                               dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin)
+    session = backend.open(artifacts, opts.batch_size, settings)
     stages = {"prepare": time.perf_counter() - started}
 
     skipped: list[dict[str, str]] = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
@@ -15,6 +16,18 @@ if TYPE_CHECKING:
 class Batch:
     names: list[str]   # image keys, in the order of the rows of `data`
     data: np.ndarray   # [len(names), ...] float32
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """What a run asks of its backend; each backend uses what applies to it and ignores the rest."""
+
+    workdir: Path                           # the run's output dir: intermediate files go below it
+    device: str = "0"                       # accelerator ids, e.g. "0" or "0,1"
+    soc_version: str | None = None          # chip to compile for; None: detect it
+    dynamic_batch: tuple[int, ...] | None = None  # compile once for these batch sizes
+    io: str = "auto"                        # "files" or "stream", for backends that can do both
+    keep_files: bool = False                # keep intermediate input files (--keep-bin)
 
 
 class Session:
@@ -69,5 +82,5 @@ class Backend:
         """Versions of the libraries or tools this backend runs on, for reports and cache keys."""
         return {}
 
-    def open(self, artifacts: Artifacts, batch_size: int) -> Session:
+    def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         raise NotImplementedError

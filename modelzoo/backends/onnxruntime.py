@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modelzoo.backends.base import Backend, Session
+from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class OnnxRuntimeBackend(Backend):
 
         return {"onnxruntime": onnxruntime.__version__}
 
-    def open(self, artifacts: Artifacts, batch_size: int) -> Session:
+    def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         onnx_path = artifacts.onnx(batch_size)
         return OnnxRuntimeSession(onnx_path, artifacts.manifest.inputs[0].name, batch_size)
 

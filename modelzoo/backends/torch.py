@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modelzoo.backends.base import Backend, Session
+from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class TorchBackend(Backend):
 
         return {"torch": torch.__version__}
 
-    def open(self, artifacts: Artifacts, batch_size: int) -> Session:
+    def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         return TorchSession(artifacts.torch_model())
 
 
