@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from modelzoo import __version__
 from modelzoo.cache import Cache, digest
@@ -29,12 +30,13 @@ class Artifacts:
     """
 
     def __init__(self, entry: ModelEntry, weights: Weights, cache: Cache, variant: str = "standard",
-                 simplify: bool = True):
+                 simplify: bool = True, quiet: bool = False):
         self.entry = entry
         self.weights = weights
         self.cache = cache
         self.variant = variant
         self.simplify = simplify
+        self.quiet = quiet or not sys.stderr.isatty()
         self.parity: dict[str, float] | None = None
         self._model: torch.nn.Module | None = None
 
@@ -72,22 +74,25 @@ class Artifacts:
         opset = self.manifest.export["opset"]
         export_batch = None if self.simplify else batch_size
         tag = "dynamic" if export_batch is None else export_batch
-        raw = self.cache.artifact(
-            f"{self.manifest.name}-{self.variant}-bs{tag}", ".onnx",
-            self.key(artifact="onnx", opset=opset, batch=tag),
-            lambda tmp: export_onnx(self.torch_model(), self.manifest, tmp, export_batch),
-            "ONNX export")
-        path = raw
-        if self.simplify:
-            import onnxsim
-
-            tag = "dynamic" if batch_size is None else batch_size
+        with tqdm(total=3, desc="export", unit="step", disable=self.quiet) as bar:
             path = self.cache.artifact(
-                f"{self.manifest.name}-{self.variant}-bs{tag}-sim", ".onnx",
-                self.key(artifact="onnxsim", source=raw.name, batch=tag, onnxsim=onnxsim.__version__),
-                lambda tmp: simplify_onnx(raw, tmp, self.manifest, batch_size),
-                "simplified ONNX")
-        self.parity = self._parity(path, batch_size)
+                f"{self.manifest.name}-{self.variant}-bs{tag}", ".onnx",
+                self.key(artifact="onnx", opset=opset, batch=tag),
+                lambda tmp: export_onnx(self.torch_model(), self.manifest, tmp, export_batch),
+                "ONNX export")
+            bar.update()
+            if self.simplify:
+                import onnxsim
+
+                raw, tag = path, "dynamic" if batch_size is None else batch_size
+                path = self.cache.artifact(
+                    f"{self.manifest.name}-{self.variant}-bs{tag}-sim", ".onnx",
+                    self.key(artifact="onnxsim", source=raw.name, batch=tag, onnxsim=onnxsim.__version__),
+                    lambda tmp: simplify_onnx(raw, tmp, self.manifest, batch_size),
+                    "simplified ONNX")
+            bar.update()
+            self.parity = self._parity(path, batch_size)
+            bar.update()
         return path
 
     def _parity(self, onnx_path: Path, batch_size: int | None) -> dict[str, float]:

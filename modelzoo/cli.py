@@ -195,7 +195,7 @@ def cmd_export(args) -> None:
     from modelzoo.steps import export
 
     path, parity = export(_registry().model(args.model), args.weights, args.output, args.bs,
-                          args.variant, not args.no_simplify, args.cache_dir)
+                          args.variant, not args.no_simplify, args.cache_dir, args.quiet)
     print(f"wrote {path}")
     print(f"parity torch vs ONNX Runtime: max|diff| {parity['max_abs_diff']:.2e}, "
           f"cosine {parity['cosine']:.8f}, top-1 agreement {parity['top1_agreement']:.0%}")

@@ -67,7 +67,8 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         print(RANDOM_BANNER.format(name=manifest.name, file=manifest.weights["file"], dir=weights_dir()),
               file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
-    artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify)
+    artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
+                          quiet=opts.quiet)
 
     log.info("model %s, backend %s, batch size %d, %d images from %s", manifest.name, backend.name,
              opts.batch_size, len(dataset.images), dataset.root)
