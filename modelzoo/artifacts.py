@@ -17,6 +17,7 @@ from modelzoo.export import export_onnx, measure_parity, simplify_onnx
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
 from modelzoo.registry import ModelEntry
+from modelzoo.source import read_marker
 from modelzoo.weights import RANDOM_SEED, Weights, sha256_of
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,13 @@ class Artifacts:
     """
 
     def __init__(self, entry: ModelEntry, weights: Weights, cache: Cache, variant: str = "standard",
-                 simplify: bool = True, quiet: bool = False):
+                 simplify: bool = True, quiet: bool = False, upstream: Path | None = None):
         self.entry = entry
         self.weights = weights
         self.cache = cache
         self.variant = variant
         self.simplify = simplify
+        self.upstream = upstream  # a checkout from `modelzoo source`: build from upstream's code
         self.quiet = quiet or not sys.stderr.isatty()
         self.parity: dict[str, float] | None = None
         self._model: torch.nn.Module | None = None
@@ -52,12 +54,16 @@ class Artifacts:
         return {"model": self.manifest.name,
                 "manifest": {k: raw[k] for k in ("inputs", "outputs", "export")},
                 "model_code": _source_digest(self.entry.build),
+                "upstream": read_marker(self.upstream) if self.upstream else None,
                 "weights": self.weights.identity, "variant": self.variant,
                 "modelzoo": __version__, "torch": torch.__version__, "onnx": onnx.__version__, **extra}
 
     def torch_model(self) -> torch.nn.Module:
         if self._model is None:
-            model = self.entry.build(self.variant)
+            if self.upstream is not None:
+                model = self.entry.build_upstream(self.upstream, self.variant)
+            else:
+                model = self.entry.build(self.variant)
             if self.weights.random:
                 self.entry.init_random(model, RANDOM_SEED)
             else:

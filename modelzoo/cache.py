@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,7 @@ class Cache:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.reused: dict[str, bool] = {}  # artifact file name -> reused this time?
+        self.timings: dict[str, float] = {}  # what -> seconds spent building or finding it
 
     def artifact(self, stem: str, suffix: str, parts: dict[str, Any],
                  build: Callable[[Path], None], what: str) -> Path:
@@ -32,10 +34,12 @@ class Cache:
         The builder writes to a temporary path that is renamed into place only when it returns,
         so an interrupted build never leaves a file that a later run would trust.
         """
+        started = time.perf_counter()
         path = self.root / f"{stem}-{digest(parts)}{suffix}"
         if path.exists():
             log.info("reusing cached %s: %s", what, path)
             self.reused[path.name] = True
+            self.timings[what] = self.timings.get(what, 0.0) + time.perf_counter() - started
             return path
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -55,4 +59,5 @@ class Cache:
         atomic_write_json(path.with_name(path.name + ".key.json"), parts)
         log.info("built %s: %s", what, path)
         self.reused[path.name] = False
+        self.timings[what] = self.timings.get(what, 0.0) + time.perf_counter() - started
         return path

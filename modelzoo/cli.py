@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="preprocessing processes (default: cores, at most 4; "
                                                "0 = in the main process)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    _model_source_args(p)
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="int8: dynamic quantisation on CPU backends that support it (default fp32)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in --output (also the default on a rerun)")
+    again.add_argument("--fresh", action="store_true", help="discard earlier results in --output")
     target = p.add_argument_group("accelerator options (ascend)")
     target.add_argument("--device", default="0", help="device id(s), e.g. 0 or 0,1 (default 0)")
     target.add_argument("--soc-version", help="chip to compile for, e.g. Ascend310P3 (default: from npu-smi)")
@@ -94,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
+    _model_source_args(p)
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
     p = command("postprocess", cmd_postprocess,
@@ -105,7 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
+
+    p = command("source", cmd_source, "check out upstream's code at the manifest's commit and apply "
+                                      "its patches (for --model-source upstream)")
+    p.add_argument("model")
+    p.add_argument("--from", dest="from_dir", type=Path,
+                   help="copy this local checkout instead of cloning (offline)")
+    p.add_argument("--dest", type=Path, help="where to put it (default $MODELZOO_HOME/sources/MODEL)")
     return parser
+
+
+def _model_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-source", choices=("builtin", "upstream"), default="builtin",
+                   help="upstream: build the model from upstream's code prepared by 'modelzoo source'")
+    p.add_argument("--source-dir", type=Path, help="the checkout for --model-source upstream "
+                                                   "(default $MODELZOO_HOME/sources/MODEL)")
 
 
 def _batch_list(text: str) -> tuple[int, ...]:
@@ -179,7 +201,8 @@ def cmd_run(args) -> None:
         cache_dir=args.cache_dir, skip_invalid=args.skip_invalid, workers=args.workers,
         simplify=not args.no_simplify, quiet=args.quiet, device=args.device,
         soc_version=args.soc_version, dynamic_batch=args.dynamic_batch, io=args.io,
-        keep_bin=args.keep_bin))
+        keep_bin=args.keep_bin, precision=args.precision, fresh=args.fresh, resume=args.resume,
+        model_source=args.model_source, source_dir=args.source_dir))
     print_report(report)
 
 
@@ -194,8 +217,12 @@ def cmd_preprocess(args) -> None:
 def cmd_export(args) -> None:
     from modelzoo.steps import export
 
-    path, parity = export(_registry().model(args.model), args.weights, args.output, args.bs,
-                          args.variant, not args.no_simplify, args.cache_dir, args.quiet)
+    from modelzoo.source import upstream_checkout
+
+    entry = _registry().model(args.model)
+    upstream = upstream_checkout(entry, args.source_dir) if args.model_source == "upstream" else None
+    path, parity = export(entry, args.weights, args.output, args.bs, args.variant, not args.no_simplify,
+                          args.cache_dir, args.quiet, upstream)
     print(f"wrote {path}")
     print(f"parity torch vs ONNX Runtime: max|diff| {parity['max_abs_diff']:.2e}, "
           f"cosine {parity['cosine']:.8f}, top-1 agreement {parity['top1_agreement']:.0%}")
@@ -218,6 +245,14 @@ def cmd_fetch(args) -> None:
 
     path = fetch_weights(_registry().model(args.model).manifest)
     print(f"weights at {path}")
+
+
+def cmd_source(args) -> None:
+    from modelzoo.source import default_source_dir, prepare_source
+
+    entry = _registry().model(args.model)
+    path = prepare_source(entry.manifest, args.dest or default_source_dir(entry.name), args.from_dir)
+    print(f"upstream source ready at {path}")
 
 
 if __name__ == "__main__":

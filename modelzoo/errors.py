@@ -9,3 +9,9 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class Interrupted(UserError):
+    """Ctrl-C: the run stopped at a batch boundary; the message says how to resume."""
+
+    exit_code = 130

@@ -16,12 +16,15 @@ from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.data import resolve_dataset
-from modelzoo.errors import UserError
+from modelzoo.errors import Interrupted, UserError
 from modelzoo.fileio import atomic_write_json
+from modelzoo.labels import image_key
 from modelzoo.metrics import accuracy, top5
 from modelzoo.registry import Registry
+from modelzoo.resume import ResultLog, files_digest
+from modelzoo.source import upstream_checkout
 from modelzoo.stream import batches, default_workers
-from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
+from modelzoo.weights import RANDOM_BANNER, resolve_weights, sha256_of, weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,16 @@ class RunOptions:
     dynamic_batch: tuple[int, ...] | None = None
     io: str = "auto"
     keep_bin: bool = False
+    precision: str = "fp32"
+    fresh: bool = False
+    resume: bool = False
+    model_source: str = "builtin"
+    source_dir: Path | None = None
 
 
 def run(registry: Registry, opts: RunOptions) -> dict:
     """Evaluate a model on a dataset with one backend; returns the report also written to disk."""
+    run_start = time.perf_counter()
     if opts.batch_size < 1:
         raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
     entry = registry.model(opts.model)
@@ -67,50 +76,60 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         print(RANDOM_BANNER.format(name=manifest.name, file=manifest.weights["file"], dir=weights_dir()),
               file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
+    upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
-                          quiet=opts.quiet)
+                          quiet=opts.quiet, upstream=upstream)
+
+    settings = BackendSettings(workdir=Path(output), device=opts.device, soc_version=opts.soc_version,
+                               dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
+                               precision=opts.precision)
+    results = ResultLog(Path(output), {
+        "model": manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
+        "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
+        "model_source": opts.model_source,
+        "images": files_digest(dataset.images), "labels": sha256_of(dataset.label_file)[:16]},
+        fresh=opts.fresh)
+    todo = [p for p in dataset.images if image_key(p.name) not in results.done]
+    if opts.resume and len(todo) == len(dataset.images):
+        raise UserError(f"nothing to resume in {output}: no results of an earlier run; drop --resume")
+    if len(todo) < len(dataset.images):
+        log.info("resuming: %d of %d images already done in %s", len(dataset.images) - len(todo),
+                 len(dataset.images), results.path)
 
     log.info("model %s, backend %s, batch size %d, %d images from %s", manifest.name, backend.name,
-             opts.batch_size, len(dataset.images), dataset.root)
+             opts.batch_size, len(todo), dataset.root)
     started = time.perf_counter()
-    settings = BackendSettings(workdir=Path(output), device=opts.device, soc_version=opts.soc_version,
-                               dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin)
-    session = backend.open(artifacts, opts.batch_size, settings)
-    stages = {"prepare": time.perf_counter() - started}
-
-    skipped: list[dict[str, str]] = []
-    predictions: dict[str, list[int]] = {}
-    workers = default_workers() if opts.workers is None else opts.workers
+    session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+    stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
     loop_start = time.perf_counter()
-    with tqdm(total=len(dataset.images), desc="infer", unit="img", disable=_quiet(opts)) as bar:
-        try:
-            for names, scores in session.run(batches(entry.preprocess, dataset.images, opts.batch_size,
-                                                     workers, opts.skip_invalid, skipped)):
-                for name, row in zip(names, scores):
-                    predictions[name] = top5(row)
-                bar.update(len(names))
-        finally:
-            session.close()
+    if session is not None:
+        _infer(session, entry, todo, opts, results, first_result=lambda: stages.setdefault(
+            "first_result_after_start", time.perf_counter() - run_start))
     stages["preprocess_and_infer"] = time.perf_counter() - loop_start
 
     post_start = time.perf_counter()
+    order = [image_key(p.name) for p in dataset.images]
+    predictions = {k: results.predictions[k] for k in order if k in results.predictions}
     scores = accuracy(predictions, dataset.labels)
     stages["postprocess"] = time.perf_counter() - post_start
     report = {
         "model": manifest.name,
         "backend": backend.name,
         "batch_size": opts.batch_size,
+        "precision": opts.precision,
         "images": scores["images"],
-        "skipped": skipped,
+        "skipped": results.skipped,
         "top1": scores["top1"],
         "top5": scores["top5"],
-        "throughput_fps": session.throughput_fps(),
-        "e2e_fps": len(predictions) / stages["preprocess_and_infer"] if predictions else None,
+        "throughput_fps": session.throughput_fps() if session else None,
+        "e2e_fps": (len(todo) - len(results.skipped)) / stages["preprocess_and_infer"] if session else None,
         "parity": artifacts.parity,
         "weights": weights.to_report(),
         "data": dataset.to_report(),
         "expected_top1": manifest.expected["top1"],
         "stages_s": stages,
+        "peak_rss_mb": peak_rss_mb(),
+        "resumed_images": len(dataset.images) - len(todo),
         "versions": versions(backend),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -118,6 +137,35 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     atomic_write_json(report_path, report)
     report["report_path"] = str(report_path)
     return report
+
+
+def _infer(session, entry, images: list[Path], opts: RunOptions, results: ResultLog, first_result) -> None:
+    """Stream images through the session, each batch's results made durable before the next."""
+    workers = default_workers() if opts.workers is None else opts.workers
+    stream = batches(entry.preprocess, images, opts.batch_size, workers, opts.skip_invalid,
+                     results.add_skipped)
+    with tqdm(total=len(images), desc="infer", unit="img", disable=_quiet(opts)) as bar:
+        try:
+            for names, scores in session.run(stream):
+                first_result()
+                best = [top5(row) for row in scores]
+                results.add_batch(list(names), best,
+                                  [[float(row[c]) for c in classes] for row, classes in zip(scores, best)])
+                bar.update(len(names))
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: results of {len(results.predictions)} images are safe in "
+                              f"{results.path}; rerun the same command to resume") from None
+        finally:
+            session.close()
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest worker, in MiB (Linux: KiB units)."""
+    import resource
+
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024
+    return {"main": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1),
+            "workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 1)}
 
 
 def versions(backend=None) -> dict[str, str]:

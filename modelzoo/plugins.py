@@ -12,6 +12,7 @@ from modelzoo import hookspecs
 BUILTIN_PLUGINS = (
     "modelzoo.backends.onnxruntime",
     "modelzoo.backends.torch",
+    "modelzoo.backends.ascend.backend",
 )
 
 # Set to "0" to skip installed (entry point) plugins, e.g. in tests that register their own.

@@ -30,6 +30,9 @@ class ModelEntry:
         shape without the batch axis. It runs in worker processes, so it must be picklable (a
         module-level function or a functools.partial of one) and should not import torch.
     demo_data: a directory in the dataset layout of the manifest, used when no --data is given.
+    build_upstream: ``build_upstream(checkout, variant)`` builds the model from upstream's own code
+        in a checkout made by ``modelzoo source`` (random weights, eval mode); None when the plugin
+        has no upstream route.
     """
 
     manifest: Manifest
@@ -37,6 +40,7 @@ class ModelEntry:
     init_random: Callable[[torch.nn.Module, int], None]
     preprocess: Callable[[Path], np.ndarray]
     demo_data: Path | None = None
+    build_upstream: Callable[[Path, str], torch.nn.Module] | None = None
 
     @property
     def name(self) -> str:

@@ -20,10 +20,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
+from modelzoo.weights import modelzoo_home
+
+if TYPE_CHECKING:
+    from modelzoo.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ def _run(git: str, args: list[str], cwd: Path | None = None,
     # No credential prompt: a private or mistyped URL must fail, not wait for a password.
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
-        return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+        return subprocess.run(cmd, check=False, cwd=cwd, env=full_env, capture_output=True, text=True)
     except FileNotFoundError:
         raise UserError(f"could not run {git}; install git to use the upstream source route") from None
 
@@ -140,7 +144,8 @@ def _reusable(git: str, dest: Path, wanted: dict[str, Any]) -> bool:
                         "patches or another commit; remove it or choose another --dest")
     head = _run(git, ["rev-parse", "HEAD"], cwd=dest)
     if head.returncode != 0 or head.stdout.strip() != marker.get("resolved_commit"):
-        raise UserError(f"{dest} is no longer at commit {wanted['commit']}; remove it or choose another --dest")
+        raise UserError(f"{dest} is no longer at commit {wanted['commit']}; "
+                        "remove it or choose another --dest")
     if _tree_hash(git, dest) != marker.get("tree"):
         raise UserError(f"{dest} has local changes since it was prepared; "
                         "remove it or choose another --dest")
@@ -216,3 +221,14 @@ def _tree_hash(git: str, checkout: Path) -> str:
         raise UserError(f"{checkout}: git cannot read this checkout ({_reason(failed)}); "
                         "remove it or choose another --dest")
     return tree.stdout.strip()
+
+
+def default_source_dir(model: str) -> Path:
+    return modelzoo_home() / "sources" / model
+
+
+def upstream_checkout(entry: ModelEntry, source_dir: Path | None) -> Path:
+    """The prepared checkout a run builds from with --model-source upstream (reused when ready)."""
+    if entry.build_upstream is None:
+        raise UserError(f"model '{entry.name}' has no upstream build; use --model-source builtin")
+    return prepare_source(entry.manifest, source_dir or default_source_dir(entry.name))

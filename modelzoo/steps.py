@@ -49,9 +49,10 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
 
 
 def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: int | None,
-           variant: str, simplify: bool, cache_dir: Path | None, quiet: bool = False) -> tuple[Path, dict]:
+           variant: str, simplify: bool, cache_dir: Path | None, quiet: bool = False,
+           upstream: Path | None = None) -> tuple[Path, dict]:
     artifacts = Artifacts(entry, resolve_weights(entry.manifest, weights),
-                          Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify, quiet)
+                          Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify, quiet, upstream)
     cached = artifacts.onnx(batch_size)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,6 +24,11 @@ Preprocess = Callable[[Path], np.ndarray]
 
 def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 1)))
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C is the main process's to handle: workers just stop when it shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _load(preprocess: Preprocess, path: Path) -> tuple[np.ndarray | None, str | None]:
@@ -42,7 +48,7 @@ def preprocessed(preprocess: Preprocess, images: list[Path], workers: int) -> It
     window = workers * 4
     # spawn: the parent holds inference threads, which a forked child must not inherit.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
         pending: collections.deque[tuple[Path, Future]] = collections.deque()
         todo = iter(images)
         for path in todo:
@@ -58,7 +64,7 @@ def preprocessed(preprocess: Preprocess, images: list[Path], workers: int) -> It
 
 
 def batches(preprocess: Preprocess, images: list[Path], batch_size: int, workers: int,
-            skip_invalid: bool, skipped: list[dict[str, str]]) -> Iterator[Batch]:
+            skip_invalid: bool, on_skip: Callable[[dict[str, str]], None]) -> Iterator[Batch]:
     """Batches of preprocessed images; a bad image stops the run, or is skipped and recorded."""
     names: list[str] = []
     rows: list[np.ndarray] = []
@@ -66,7 +72,7 @@ def batches(preprocess: Preprocess, images: list[Path], batch_size: int, workers
         if error is not None:
             if not skip_invalid:
                 raise UserError(error)
-            skipped.append({"image": str(path), "reason": error})
+            on_skip({"image": str(path), "reason": error})
             continue
         names.append(image_key(path.name))
         rows.append(array)

@@ -215,9 +215,10 @@ def _reset_parameters(model: nn.Module, generator: torch.Generator | None) -> No
     def trunc_normal(t: torch.Tensor) -> None:
         nn.init.trunc_normal_(t, std=0.02, generator=generator)
 
-    if isinstance(model, LVViT):
-        fill(model.pos_embed, trunc_normal)
-        fill(model.cls_token, trunc_normal)
+    # By name, not by class, so upstream's LV_ViT (--model-source upstream) gets them too.
+    for name in ("pos_embed", "cls_token"):
+        if isinstance(getattr(model, name, None), nn.Parameter):
+            fill(getattr(model, name), trunc_normal)
     for module in model.modules():
         if isinstance(module, nn.Linear):
             fill(module.weight, trunc_normal)

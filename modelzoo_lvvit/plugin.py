@@ -23,6 +23,13 @@ def build(variant: str):
     return build_lvvit_s(softmax_layout="ascend" if variant == "ascend" else "standard")
 
 
+def build_upstream(checkout: Path, variant: str):
+    """LV-ViT-S from upstream TokenLabeling code; the checkout's patches decide the softmax layout."""
+    from modelzoo_lvvit.upstream import build_upstream as build
+
+    return build(checkout, variant)
+
+
 def init_random(model, seed: int) -> None:
     from modelzoo_lvvit.model import init_random_weights
 
@@ -38,4 +45,5 @@ def modelzoo_register_models(register):
         init_random=init_random,
         preprocess=functools.partial(preprocess_image, **manifest.preprocess),
         demo_data=DEMO_DATA,
+        build_upstream=build_upstream,
     ))

@@ -1,94 +1,59 @@
 """Numerical parity of the built-in LV-ViT-S with upstream TokenLabeling.
 
-Skipped unless MODELZOO_UPSTREAM_TOKENLABELING names a checkout of
-zihangJiang/TokenLabeling. Upstream's ``tlt/models/lvvit.py`` is imported from
-that checkout (nothing of it lives in this project) and ``LV_ViT`` is built
-directly with the ``lvvit_s`` arguments: ``timm.create_model('lvvit_s')`` does
-not work on timm 1.x, which passes config kwargs the old constructor rejects.
+Skipped unless MODELZOO_UPSTREAM_TOKENLABELING names a git checkout of
+zihangJiang/TokenLabeling holding the manifest's pinned commit. Upstream's model
+is built by ``modelzoo_lvvit.upstream.build_upstream`` (nothing of upstream
+lives in this project).
 
-The second case applies ``patches/LV_Vit.patch`` to a temporary copy of the
-upstream files and checks the patched model still matches.
+The "original" case builds from that checkout as it is; the "patched" case first
+prepares a checkout the way ModelZoo does (``prepare_source``: pinned commit plus
+``patches/LV_Vit.patch``, copied from the local checkout, no network) and
+compares it with the built-in model in its "ascend" layout.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
-import subprocess
-import sys
-import types
-import uuid
-import warnings
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 
+from modelzoo.manifest import load_manifest
+from modelzoo.source import prepare_source
 from modelzoo_lvvit.model import build_lvvit_s
+from modelzoo_lvvit.plugin import MANIFEST_PATH
+from modelzoo_lvvit.upstream import build_upstream
 from tests.conftest import spread_random_weights
 
 UPSTREAM_ENV = "MODELZOO_UPSTREAM_TOKENLABELING"
-PATCH = Path(__file__).resolve().parents[1] / "patches" / "LV_Vit.patch"
-UPSTREAM_FILES = ("tlt/models/layers.py", "tlt/models/lvvit.py")
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get(UPSTREAM_ENV), reason=f"set {UPSTREAM_ENV} to a TokenLabeling checkout"
 )
 
 
-def _import_upstream_lvvit(
-    models_dir: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> types.ModuleType:
-    """Import ``models_dir/lvvit.py`` (with its sibling layers.py) as a private package."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # timm 1.x: "Importing from timm.models.registry is deprecated"
-        import timm.models.registry
-
-    # Keep upstream's @register_model from adding lvvit_* / vit to timm's global registry.
-    monkeypatch.setattr(timm.models.registry, "register_model", lambda fn: fn)
-    name = f"_upstream_tokenlabeling_{uuid.uuid4().hex}"
-    package = types.ModuleType(name)
-    package.__path__ = [str(models_dir)]  # bypasses tlt/__init__.py and its data/loss imports
-    sys.modules[name] = package
-    # Drop the package and its submodules afterwards, so each case imports afresh.
-    request.addfinalizer(lambda: [sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == name])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # timm 1.x deprecation notices for the old import paths
-        return importlib.import_module(f"{name}.lvvit")
-
-
-def _upstream_models_dir(variant: str, tmp_path: Path) -> Path:
+def _upstream_checkout(variant: str, tmp_path: Path) -> Path:
     root = Path(os.environ[UPSTREAM_ENV])
-    if not all((root / f).is_file() for f in UPSTREAM_FILES):
-        pytest.fail(f"{UPSTREAM_ENV}={root} is not a TokenLabeling checkout")
     if variant == "original":
-        return root / "tlt" / "models"
-    git = shutil.which("git")
-    if git is None:
-        pytest.skip("git is needed to apply the patch")
-    for f in UPSTREAM_FILES:
-        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(root / f, tmp_path / f)
-    subprocess.run([git, "apply", str(PATCH)], cwd=tmp_path, check=True)
-    patched = (tmp_path / "tlt/models/layers.py").read_text()
+        return root
+    if shutil.which("git") is None:
+        pytest.skip("git is needed to prepare the patched checkout")
+    dest = prepare_source(load_manifest(MANIFEST_PATH), tmp_path / "TokenLabeling", from_dir=root)
+    patched = (dest / "tlt/models/layers.py").read_text()
     assert "softmax(dim=1)" in patched and "attn.softmax(dim=-1)\n" not in patched
-    return tmp_path / "tlt" / "models"
+    return dest
 
 
-@pytest.mark.parametrize("variant", ["original", "patched"])
+@pytest.mark.parametrize("variant, layout", [("original", "standard"), ("patched", "ascend")])
 @torch.no_grad()
-def test_matches_upstream(
-    variant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> None:
-    models_dir = _upstream_models_dir(variant, tmp_path)
-    upstream_mod = _import_upstream_lvvit(models_dir, monkeypatch, request)
-    # upstream lvvit_s arguments (tlt/models/lvvit.py)
-    upstream = upstream_mod.LV_ViT(
-        patch_size=16, embed_dim=384, depth=16, num_heads=6, mlp_ratio=3.0,
-        p_emb="4_2", skip_lam=2.0, return_dense=True, mix_token=True,
-    ).eval()
+def test_matches_upstream(variant: str, layout: str, tmp_path: Path) -> None:
+    upstream = build_upstream(_upstream_checkout(variant, tmp_path), layout)
+    assert not upstream.training
+    assert not timm.list_models("lvvit*")  # upstream's @register_model was kept out of timm
 
-    ours = build_lvvit_s()
+    ours = build_lvvit_s(softmax_layout=layout)
     spread_random_weights(ours, seed=3)
     upstream.load_state_dict(ours.state_dict(), strict=True)
 

@@ -28,6 +28,7 @@ class BackendSettings:
     dynamic_batch: tuple[int, ...] | None = None  # compile once for these batch sizes
     io: str = "auto"                        # "files" or "stream", for backends that can do both
     keep_files: bool = False                # keep intermediate input files (--keep-bin)
+    precision: str = "fp32"                 # "fp32", or "int8" for backends that can quantise
 
 
 class Session:
