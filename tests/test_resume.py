@@ -1,0 +1,111 @@
+"""A run killed, interrupted or rerun with other inputs: nothing lost, nothing mixed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+# Figures that measure this particular process, not the evaluation.
+TIMING_KEYS = {"throughput_fps", "e2e_fps", "stages_s", "peak_rss_mb", "created", "resumed_images"}
+
+
+def command(dataset_dir: Path, weights: Path, output: Path, *extra: str) -> list[str]:
+    # torch backend at batch size 1: several slow-enough batches to stop a run in the middle of.
+    return ["run", "lvvit", "--bs", "1", "--backend", "torch", "--workers", "0", "--data", str(dataset_dir),
+            "--weights", str(weights), "--output", str(output), *extra]
+
+
+def comparable(output: Path) -> tuple[dict, dict]:
+    report = json.loads((output / "report.json").read_text())
+    return {k: v for k, v in report.items() if k not in TIMING_KEYS}, \
+        json.loads((output / "predictions.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, dataset_dir, spread_checkpoint):
+    output = tmp_path_factory.mktemp("uninterrupted")
+    result = run_cli(*command(dataset_dir, spread_checkpoint, output))
+    assert result.returncode == 0, result.stderr
+    return comparable(output)
+
+
+def start_and_stop_after_one_batch(args: list[str], output: Path, sig: int) -> subprocess.CompletedProcess:
+    """Start `modelzoo` and send `sig` once results.jsonl holds a batch and before it holds all."""
+    process = subprocess.Popen([sys.executable, "-m", "modelzoo", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    results = output / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if results.exists() and results.read_text().count('"names"') >= 1:
+            process.send_signal(sig)
+            break
+        time.sleep(0.02)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def done_images(output: Path) -> int:
+    lines = [json.loads(l) for l in (output / "results.jsonl").read_text().splitlines() if l.strip()]
+    return sum(len(r["names"]) for r in lines if "names" in r)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_stopped_run_resumes_to_the_uninterrupted_report(tmp_path, dataset_dir, spread_checkpoint,
+                                                           uninterrupted, sig):
+    args = command(dataset_dir, spread_checkpoint, tmp_path)
+    stopped = start_and_stop_after_one_batch(args, tmp_path, sig)
+    assert stopped.returncode in (-signal.SIGKILL, 130), stopped.stderr
+    assert not (tmp_path / "report.json").exists()
+    assert 1 <= done_images(tmp_path) < 6  # really stopped in the middle
+    if sig == signal.SIGINT:
+        assert stopped.returncode == 130
+        assert "rerun the same command to resume" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming:" in resumed.stderr
+    report, predictions = comparable(tmp_path)
+    assert (report, predictions) == uninterrupted
+    assert json.loads((tmp_path / "report.json").read_text())["resumed_images"] >= 1
+
+
+def test_a_torn_last_line_is_redone(tmp_path, dataset_dir, spread_checkpoint, uninterrupted):
+    args = command(dataset_dir, spread_checkpoint, tmp_path)
+    first = start_and_stop_after_one_batch(args, tmp_path, signal.SIGKILL)
+    assert first.returncode == -signal.SIGKILL
+    with open(tmp_path / "results.jsonl", "ab") as f:
+        f.write(b'{"names": ["ILSVRC2012_val_0000')  # a write cut short by the kill
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert comparable(tmp_path) == uninterrupted
+
+
+def test_other_inputs_refuse_to_mix_and_fresh_starts_over(tmp_path, dataset_dir, spread_checkpoint):
+    args = command(dataset_dir, spread_checkpoint, tmp_path, "--limit", "2")
+    assert run_cli(*args).returncode == 0
+    other = run_cli(*[a if a != "1" else "2" for a in args])  # --bs 2 into the same output
+    assert other.returncode == 2
+    line = [l for l in other.stderr.splitlines() if l.startswith("error:")]
+    assert len(line) == 1 and "batch_size changed" in line[0] and "--fresh" in line[0]
+    before = (tmp_path / "report.json").read_text()
+    assert json.loads(before)["batch_size"] == 1  # the earlier report is untouched
+
+    fresh = run_cli(*[a if a != "1" else "2" for a in args], "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["batch_size"] == 2
+
+
+def test_resume_without_earlier_results_says_so(tmp_path, dataset_dir, spread_checkpoint):
+    result = run_cli(*command(dataset_dir, spread_checkpoint, tmp_path, "--limit", "1", "--resume"))
+    assert result.returncode == 2 and "nothing to resume" in result.stderr
