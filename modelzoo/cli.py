@@ -111,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, required=True, help="label file")
     p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
 
+    p = command("bench", cmd_bench, "measure pure-inference throughput per backend and batch size")
+    p.add_argument("model")
+    p.add_argument("--bs", "--batchsize", dest="bs", type=_batch_list, default=(1, 4, 8, 16, 32, 64),
+                   metavar="1,4,8", help="batch sizes (default 1,4,8,16,32,64)")
+    p.add_argument("--backend", default="auto", help="backend(s), comma-separated (default auto)")
+    p.add_argument("--compare", action="store_true", help="add the torch eager reference")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
+    p.add_argument("--iters", "--loop", dest="iters", type=int, default=10,
+                   help="timed iterations (default 10)")
+    _weights_arg(p)
+    p.add_argument("--output", type=Path, default=Path("modelzoo-out/bench"),
+                   help="where bench.json, bench.md and bench.png go (default ./modelzoo-out/bench)")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+    p.add_argument("--device", default="0", help="accelerator device id (default 0)")
+    p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
+
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
 
@@ -238,6 +254,24 @@ def cmd_postprocess(args) -> None:
         print(f"top-5: {scores['top5']:.4f}")
     print(f"results without a label: {scores['results_without_label']}")
     print(f"labels without a result: {scores['labels_without_result']}")
+
+
+def cmd_bench(args) -> None:
+    from modelzoo.backends.base import BackendSettings
+    from modelzoo.bench import bench, markdown
+    from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT
+
+    if args.iters < 1 or args.warmup < 0:
+        raise UserError("--iters must be at least 1 and --warmup at least 0")
+    registry = _registry()
+    backends = [registry.backend(name).name for name in args.backend.split(",")]
+    if args.compare and "torch" not in backends:
+        backends.append("torch")
+    settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version)
+    result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
+                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings)
+    print(markdown(result))
+    print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
 
 
 def cmd_fetch(args) -> None:

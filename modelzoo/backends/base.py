@@ -1,6 +1,7 @@
 """The backend interface: how the runner compiles a model for a target and runs batches on it."""
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,3 +86,24 @@ class Backend:
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         raise NotImplementedError
+
+    def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
+                  warmup: int, iters: int) -> dict[str, float]:
+        """Pure-inference images/s at one batch size: median, min and max over `iters` timings.
+
+        Times the gaps between results of a stream of identical batches, so that a session
+        keeping several batches in flight is measured at its steady rate, not its latency.
+        """
+        inp = artifacts.manifest.inputs[0]
+        data = np.random.default_rng(0).standard_normal(inp.concrete_shape(batch_size)).astype(inp.dtype)
+        batch = Batch([f"bench{i}" for i in range(batch_size)], data)
+        session = self.open(artifacts, batch_size, settings)
+        try:
+            stamps = [time.perf_counter()]
+            for _ in session.run(itertools.repeat(batch, warmup + iters)):
+                stamps.append(time.perf_counter())
+        finally:
+            session.close()
+        gaps = np.diff(stamps)[warmup:]
+        return {"fps_median": batch_size / float(np.median(gaps)), "fps_min": batch_size / float(gaps.max()),
+                "fps_max": batch_size / float(gaps.min()), "latency_ms_median": 1000 * float(np.median(gaps))}
