@@ -4,21 +4,25 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from tqdm import tqdm
 
 from modelzoo import __version__
 from modelzoo.cache import Cache, digest
-from modelzoo.checkpoint import apply_state_dict, read_state_dict
-from modelzoo.export import export_onnx, measure_parity, simplify_onnx
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
 from modelzoo.registry import ModelEntry
 from modelzoo.source import read_marker
 from modelzoo.weights import RANDOM_SEED, Weights, sha256_of
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, onnx and the exporter are imported only when something must be built: a warm rerun whose
+# artifacts are all cached never pays for importing them.
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +52,17 @@ class Artifacts:
 
     def key(self, **extra: Any) -> dict[str, Any]:
         """Everything an artifact of this model depends on, plus `extra`; backends extend it."""
-        import onnx
-
         raw = self.manifest.raw
         return {"model": self.manifest.name,
                 "manifest": {k: raw[k] for k in ("inputs", "outputs", "export")},
                 "model_code": _source_digest(self.entry.build),
                 "upstream": read_marker(self.upstream) if self.upstream else None,
                 "weights": self.weights.identity, "variant": self.variant,
-                "modelzoo": __version__, "torch": torch.__version__, "onnx": onnx.__version__, **extra}
+                "modelzoo": __version__, "torch": version("torch"), "onnx": version("onnx"), **extra}
 
     def torch_model(self) -> torch.nn.Module:
+        from modelzoo.checkpoint import apply_state_dict, read_state_dict
+
         if self._model is None:
             if self.upstream is not None:
                 model = self.entry.build_upstream(self.upstream, self.variant)
@@ -77,6 +81,8 @@ class Artifacts:
         The export itself has a dynamic batch and is shared by every batch size; onnxsim then
         fixes the run's shape. Without simplification a static batch is exported directly.
         """
+        from modelzoo.export import export_onnx, simplify_onnx
+
         opset = self.manifest.export["opset"]
         export_batch = None if self.simplify else batch_size
         tag = "dynamic" if export_batch is None else export_batch
@@ -88,12 +94,10 @@ class Artifacts:
                 "ONNX export")
             bar.update()
             if self.simplify:
-                import onnxsim
-
                 raw, tag = path, "dynamic" if batch_size is None else batch_size
                 path = self.cache.artifact(
                     f"{self.manifest.name}-{self.variant}-bs{tag}-sim", ".onnx",
-                    self.key(artifact="onnxsim", source=raw.name, batch=tag, onnxsim=onnxsim.__version__),
+                    self.key(artifact="onnxsim", source=raw.name, batch=tag, onnxsim=version("onnxsim")),
                     lambda tmp: simplify_onnx(raw, tmp, self.manifest, batch_size),
                     "simplified ONNX")
             bar.update()
@@ -105,6 +109,8 @@ class Artifacts:
         record = onnx_path.with_name(onnx_path.name + ".parity.json")
         if record.exists():
             return json.loads(record.read_text())
+        from modelzoo.export import measure_parity
+
         parity = measure_parity(self.torch_model(), onnx_path, self.manifest, batch_size)
         log.info("parity torch vs ONNX: max|diff| %.2e, cosine %.8f, top-1 agreement %.0f%%",
                  parity["max_abs_diff"], parity["cosine"], 100 * parity["top1_agreement"])

@@ -5,11 +5,15 @@ import logging
 import warnings
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,7 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
     `batch_size` None gives a dynamic batch axis on every input and output.
     """
     import onnx
+    import torch
 
     inp, out = manifest.inputs[0], manifest.outputs[0]
     dummy = torch.zeros(inp.concrete_shape(batch_size or 2), dtype=getattr(torch, inp.dtype))
@@ -62,6 +67,7 @@ def measure_parity(model: torch.nn.Module, onnx_path: Path, manifest: Manifest,
                    batch_size: int | None) -> dict[str, float]:
     """Torch vs ONNX Runtime on a few seeded random inputs: max |Δ|, cosine, top-1 agreement."""
     import onnxruntime as ort
+    import torch
 
     inp = manifest.inputs[0]
     rng = np.random.default_rng(PARITY_SEED)

@@ -6,6 +6,7 @@ import logging
 import platform
 import sys
 import time
+from importlib.metadata import version
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,22 +160,18 @@ def _infer(session, entry, images: list[Path], opts: RunOptions, results: Result
             session.close()
 
 
-def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory of this process and of its largest worker, in MiB (Linux: KiB units)."""
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB. Workers are left out: the figure the OS keeps
+    for children counts the parent's pages each one inherits for an instant before exec."""
     import resource
 
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 1024 / 1024
-    return {"main": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1),
-            "workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 1)}
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kib / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def versions(backend=None) -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import torch
-
-    found = {"python": platform.python_version(), "torch": torch.__version__, "onnx": onnx.__version__,
-             "onnxruntime": onnxruntime.__version__, "modelzoo": __version__}
+    found = {"python": platform.python_version(), "modelzoo": __version__}
+    found.update({name: version(name) for name in ("torch", "onnx", "onnxruntime")})
     if backend is not None:
         found.update(backend.versions())
     return found
