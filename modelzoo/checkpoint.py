@@ -1,12 +1,15 @@
 """Loading a checkpoint file into a model: safe unpickling, common wrappers, strict keys."""
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
 import torch
 
 from modelzoo.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # Training scripts save the weights under one of these keys, or as the flat state dict itself.
 WRAPPER_KEYS = ("state_dict_ema", "state_dict", "model")
@@ -48,8 +51,13 @@ def apply_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
     unexpected = [k for k in state if k not in expected]
     misshaped = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    # float16/float64 weights convert exactly enough; integers for floats (or back) mean a wrong file.
+    mistyped = [f"{k} {state[k].dtype} != {v.dtype}".replace("torch.", "")
+                for k, v in expected.items()
+                if k in state and state[k].dtype.is_floating_point != v.dtype.is_floating_point]
     problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped),
+                        ("wrong dtype", mistyped)):
         if keys:
             shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
             problems.append(f"{label}: {shown}")
@@ -57,3 +65,7 @@ def apply_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
         raise UserError(f"{path} does not fit the model ({'; '.join(problems)}); "
                         "pass a checkpoint of this model")
     model.load_state_dict(state, strict=True)
+    broken = [k for k, v in state.items() if v.dtype.is_floating_point and not torch.isfinite(v).all()]
+    if broken:
+        log.warning("%s holds NaN or Inf in %d tensor(s) (%s%s); its outputs will be meaningless", path,
+                    len(broken), ", ".join(broken[:3]), " ..." if len(broken) > 3 else "")

@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from modelzoo import __version__
-from modelzoo.errors import UserError
+from modelzoo.errors import PluginError, UserError
 
 log = logging.getLogger("modelzoo")
 
@@ -19,16 +19,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="modelzoo: %(message)s", stream=sys.stderr)
     try:
-        args.func(args)
+        code = args.func(args)
     except UserError as exc:
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except PluginError as exc:
+        traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
     p.add_argument("--device", default="0", help="accelerator device id (default 0)")
     p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
+
+    p = command("ci", cmd_ci, "discover every plugin (plugin.toml under PATHs, installed entry points) and "
+                              "check each model: manifest, hook contract, export + parity, smoke inference")
+    p.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH",
+                   help="trees to search for plugin.toml (default .)")
+    p.add_argument("--output", type=Path, default=Path("modelzoo-out/ci"),
+                   help="where junit.xml, ci.json and MODEL/modelzoo_level.txt go (default ./modelzoo-out/ci)")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default OUTPUT/cache)")
 
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
@@ -272,6 +284,12 @@ def cmd_bench(args) -> None:
                    args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings)
     print(markdown(result))
     print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
+
+
+def cmd_ci(args) -> int:
+    from modelzoo.zoo_ci import run_ci
+
+    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir)
 
 
 def cmd_fetch(args) -> None:

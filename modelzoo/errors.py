@@ -15,3 +15,10 @@ class Interrupted(UserError):
     """Ctrl-C: the run stopped at a batch boundary; the message says how to resume."""
 
     exit_code = 130
+
+
+class PluginError(Exception):
+    """A plugin failed to load or raised in a hook. The message names the plugin and the hook, and
+    the CLI shows the traceback too (without --debug): the fix is in the plugin's own code."""
+
+    exit_code = 2

@@ -24,7 +24,7 @@ from modelzoo.metrics import accuracy, top5
 from modelzoo.registry import Registry
 from modelzoo.resume import ResultLog, files_digest
 from modelzoo.source import upstream_checkout
-from modelzoo.stream import batches, default_workers
+from modelzoo.stream import Preprocessor, batches, default_workers
 from modelzoo.weights import RANDOM_BANNER, resolve_weights, sha256_of, weights_dir
 
 log = logging.getLogger(__name__)
@@ -99,14 +99,17 @@ def run(registry: Registry, opts: RunOptions) -> dict:
 
     log.info("model %s, backend %s, batch size %d, %d images from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
-    started = time.perf_counter()
-    session = backend.open(artifacts, opts.batch_size, settings) if todo else None
-    stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
-    loop_start = time.perf_counter()
-    if session is not None:
-        _infer(session, entry, todo, opts, results, first_result=lambda: stages.setdefault(
-            "first_result_after_start", time.perf_counter() - run_start))
-    stages["preprocess_and_infer"] = time.perf_counter() - loop_start
+    workers = default_workers() if opts.workers is None else opts.workers
+    with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers) as images:
+        started = time.perf_counter()
+        session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+        stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
+        loop_start = time.perf_counter()
+        if session is not None:
+            _infer(session, batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped),
+                   len(todo), opts, results, first_result=lambda: stages.setdefault(
+                       "first_result_after_start", time.perf_counter() - run_start))
+        stages["preprocess_and_infer"] = time.perf_counter() - loop_start
 
     post_start = time.perf_counter()
     order = [image_key(p.name) for p in dataset.images]
@@ -140,12 +143,9 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     return report
 
 
-def _infer(session, entry, images: list[Path], opts: RunOptions, results: ResultLog, first_result) -> None:
-    """Stream images through the session, each batch's results made durable before the next."""
-    workers = default_workers() if opts.workers is None else opts.workers
-    stream = batches(entry.preprocess, images, opts.batch_size, workers, opts.skip_invalid,
-                     results.add_skipped)
-    with tqdm(total=len(images), desc="infer", unit="img", disable=_quiet(opts)) as bar:
+def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, first_result) -> None:
+    """Run the batches through the session, each batch's results made durable before the next."""
+    with tqdm(total=count, desc="infer", unit="img", disable=_quiet(opts)) as bar:
         try:
             for names, scores in session.run(stream):
                 first_result()

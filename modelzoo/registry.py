@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from modelzoo.errors import UserError
+from modelzoo.errors import PluginError, UserError
 from modelzoo.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -47,14 +47,26 @@ class ModelEntry:
         return self.manifest.name
 
 
+def _call_each(hook, register: Callable) -> None:
+    """Call every implementation of a registration hook, naming the plugin whose code raises."""
+    for impl in reversed(hook.get_hookimpls()):  # pluggy's own order: last registered first
+        try:
+            impl.function(*[register for _ in impl.argnames])
+        except UserError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin '{impl.plugin_name}' raised {type(exc).__name__} in hook "
+                              f"{hook.name}: {exc}") from exc
+
+
 class Registry:
     """Models and backends registered by every plugin in a plugin manager."""
 
     def __init__(self, pm: pluggy.PluginManager):
         self.models: dict[str, ModelEntry] = {}
         self.backends: dict[str, Backend] = {}
-        pm.hook.modelzoo_register_models(register=self._add_model)
-        pm.hook.modelzoo_register_backends(register=self._add_backend)
+        _call_each(pm.hook.modelzoo_register_models, self._add_model)
+        _call_each(pm.hook.modelzoo_register_backends, self._add_backend)
 
     def _add_model(self, entry: ModelEntry) -> None:
         if entry.name in self.models:

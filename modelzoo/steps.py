@@ -18,7 +18,7 @@ from modelzoo.metrics import accuracy, top5
 from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT
 from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
-from modelzoo.stream import default_workers, preprocessed
+from modelzoo.stream import Preprocessor, default_workers
 from modelzoo.weights import resolve_weights
 
 
@@ -35,16 +35,16 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     images = find_images(image_dir if image_dir.is_dir() else data)
     workers = default_workers() if workers is None else workers
     count = 0
-    stream = preprocessed(entry.preprocess, images, workers)
-    for path, array, error in tqdm(stream, total=len(images), desc="preprocess", unit="img",
-                                   disable=quiet or not sys.stderr.isatty()):
-        if error is not None:
-            if skip_invalid:
-                print(f"skipped: {error}", file=sys.stderr)
-                continue
-            raise UserError(error)
-        write_bin(array, out_dir, path)
-        count += 1
+    with Preprocessor(entry.preprocess, images, workers, window=4 * max(workers, 1)) as stream:
+        for path, array, error in tqdm(stream, total=len(images), desc="preprocess", unit="img",
+                                       disable=quiet or not sys.stderr.isatty()):
+            if error is not None:
+                if skip_invalid:
+                    print(f"skipped: {error}", file=sys.stderr)
+                    continue
+                raise UserError(error)
+            write_bin(array, out_dir, path)
+            count += 1
     return count
 
 

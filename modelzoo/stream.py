@@ -11,7 +11,7 @@ import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -39,36 +39,60 @@ def _load(preprocess: Preprocess, path: Path) -> tuple[np.ndarray | None, str | 
         return None, str(exc)
 
 
-def preprocessed(preprocess: Preprocess, images: list[Path], workers: int) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
-    """(path, array or None, error or None) for every image, in order."""
-    if workers == 0:
-        for path in images:
-            yield (path, *_load(preprocess, path))
-        return
-    window = workers * 4
-    # spawn: the parent holds inference threads, which a forked child must not inherit.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
-        pending: collections.deque[tuple[Path, Future]] = collections.deque()
-        todo = iter(images)
-        for path in todo:
-            pending.append((path, pool.submit(_load, preprocess, path)))
-            if len(pending) >= window:
-                break
-        while pending:
-            path, future = pending.popleft()
-            next_path = next(todo, None)
-            if next_path is not None:
-                pending.append((next_path, pool.submit(_load, preprocess, next_path)))
+class Preprocessor:
+    """(path, array or None, error or None) for every image, in order, from worker processes.
+
+    The pool starts and the first images are submitted on entering the context, so that worker
+    start-up overlaps whatever the caller does next (opening the backend). At most `window`
+    images are in flight: memory does not grow with the number of images.
+    """
+
+    def __init__(self, preprocess: Preprocess, images: list[Path], workers: int, window: int):
+        self.preprocess = preprocess
+        self.todo = iter(images)
+        self.workers = workers
+        self.window = max(window, workers)
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: collections.deque[tuple[Path, Future]] = collections.deque()
+
+    def __enter__(self) -> Preprocessor:
+        if self.workers > 0:
+            # spawn: the parent holds inference threads, which a forked child must not inherit.
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_ignore_sigint)
+            for _ in range(self.window):
+                if not self._submit_next():
+                    break
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_next(self) -> bool:
+        path = next(self.todo, None)
+        if path is None:
+            return False
+        self.pending.append((path, self.pool.submit(_load, self.preprocess, path)))
+        return True
+
+    def __iter__(self) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+        if self.pool is None:
+            for path in self.todo:
+                yield (path, *_load(self.preprocess, path))
+            return
+        while self.pending:
+            path, future = self.pending.popleft()
+            self._submit_next()
             yield (path, *future.result())
 
 
-def batches(preprocess: Preprocess, images: list[Path], batch_size: int, workers: int,
+def batches(images: Iterable[tuple[Path, np.ndarray | None, str | None]], batch_size: int,
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None]) -> Iterator[Batch]:
     """Batches of preprocessed images; a bad image stops the run, or is skipped and recorded."""
     names: list[str] = []
     rows: list[np.ndarray] = []
-    for path, array, error in preprocessed(preprocess, images, workers):
+    for path, array, error in images:
         if error is not None:
             if not skip_invalid:
                 raise UserError(error)

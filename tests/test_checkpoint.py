@@ -124,3 +124,25 @@ def test_a_pickle_that_runs_code_is_refused_and_the_code_never_runs(tmp_path):
 def test_missing_weights_file(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         read_state_dict(tmp_path / "nope.pth")
+
+
+def test_integer_tensors_for_float_weights_are_refused(tmp_path, state):
+    broken = dict(state)
+    broken["fc.weight"] = torch.zeros(2, 4, dtype=torch.int32)
+    with pytest.raises(UserError, match=r"wrong dtype: fc.weight int32 != float32"):
+        apply_state_dict(Small(), broken, tmp_path / "x.pth")
+
+
+def test_float64_weights_load_and_nan_weights_warn(tmp_path, state, caplog):
+    doubled = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    model = Small()
+    apply_state_dict(model, doubled, tmp_path / "x.pth")
+    assert torch.allclose(model.fc.weight, state["fc.weight"])
+    assert "NaN" not in caplog.text
+
+    poisoned = dict(state)
+    poisoned["fc.bias"] = torch.tensor([float("nan"), 1.0])
+    poisoned["conv.weight"] = torch.full_like(state["conv.weight"], float("inf"))
+    with caplog.at_level("WARNING"):
+        apply_state_dict(Small(), poisoned, tmp_path / "nan.pth")
+    assert "NaN or Inf in 2 tensor(s)" in caplog.text and "fc.bias" in caplog.text

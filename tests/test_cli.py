@@ -33,8 +33,8 @@ def error_line(result) -> str:
 @pytest.fixture(scope="module")
 def ort_run(tmp_path_factory, dataset_dir, spread_checkpoint, cache_dir):
     out = tmp_path_factory.mktemp("ort-run")
-    result = ok(run_cli("run", "lvvit", "--bs", "4", "--data", str(dataset_dir), "--weights",
-                        str(spread_checkpoint), "--output", str(out), "--cache-dir", str(cache_dir)))
+    result = ok(run_cli("run", "lvvit", "--bs", "4", "--backend", "onnxruntime", "--data", str(dataset_dir),
+                        "--weights", str(spread_checkpoint), "--output", str(out), "--cache-dir", str(cache_dir)))
     return out, result
 
 
@@ -63,8 +63,8 @@ def test_run_prints_the_figures_and_writes_the_report(ort_run, dataset_dir, spre
 @pytest.mark.slow
 def test_rerun_reuses_cached_artifacts_and_says_so(ort_run, dataset_dir, spread_checkpoint, cache_dir, tmp_path):
     first, _ = ort_run
-    result = ok(run_cli("run", "lvvit", "--bs", "4", "--data", str(dataset_dir), "--weights",
-                        str(spread_checkpoint), "--output", str(tmp_path), "--cache-dir", str(cache_dir)))
+    result = ok(run_cli("run", "lvvit", "--bs", "4", "--backend", "onnxruntime", "--data", str(dataset_dir),
+                        "--weights", str(spread_checkpoint), "--output", str(tmp_path), "--cache-dir", str(cache_dir)))
     assert "reusing cached ONNX export" in result.stderr and "reusing cached simplified ONNX" in result.stderr
     assert "built" not in result.stderr
     assert json.loads((tmp_path / "predictions.json").read_text()) == \
@@ -86,7 +86,9 @@ def test_torch_reference_gives_the_same_predictions(ort_run, dataset_dir, spread
 def test_the_readme_command_works_with_nothing_given(tmp_path, cache_dir):
     result = ok(run_cli("run", "lvvit", "--bs", "4", "--cache-dir", str(cache_dir), cwd=tmp_path))
     assert "RANDOM weights" in result.stderr
-    report = json.loads((tmp_path / "modelzoo-out/lvvit/onnxruntime-bs4/report.json").read_text())
+    [path] = tmp_path.glob("modelzoo-out/lvvit/*-bs4/report.json")  # the backend auto picked
+    report = json.loads(path.read_text())
+    assert path.parent.name == f"{report['backend']}-bs4"
     assert report["weights"]["random"] is True and report["data"]["demo"] is True
     assert report["images"] == 8
 

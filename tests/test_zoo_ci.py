@@ -1,0 +1,237 @@
+"""`modelzoo ci`: plugins discovered in directory trees, each model checked, results for CI systems."""
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from modelzoo.zoo_ci import find_manifests, run_ci
+from tests.conftest import write_photo
+
+REPO = Path(__file__).resolve().parent.parent
+LEVELS_NOT_MEASURED = ["PrecisionStatus:NOT_MEASURED", "PerfStatus:NOT_MEASURED"]
+
+# A second model, written by the tests into a temporary tree: importable only through discovery,
+# so a pass proves that the runner needs no change for a new model.
+PLUGIN_MODULE = '''\
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from modelzoo.hookspecs import hookimpl
+from modelzoo.manifest import load_manifest
+from modelzoo.registry import ModelEntry
+
+HERE = Path(__file__).resolve().parent
+OUT_FEATURES = {out_features}
+
+
+def build(variant: str) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 8, 3, stride=2), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, OUT_FEATURES)).eval()
+
+
+def init_random(model: torch.nn.Module, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+
+
+def preprocess(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        rgb = image.convert("RGB").resize((24, 24))
+    return (np.asarray(rgb, dtype=np.float32) / 255 - 0.5).transpose(2, 0, 1).copy()
+
+
+@hookimpl
+def modelzoo_register_models(register):
+    demo = HERE / "demo"
+    register(ModelEntry(manifest=load_manifest(HERE / "plugin.toml"), build=build, init_random=init_random,
+                        preprocess=preprocess, demo_data=demo if demo.is_dir() else None))
+'''
+
+MANIFEST = '''\
+name = "{name}"
+summary = "A two-layer CNN on 24x24 images, 5 classes (written by test_zoo_ci)"
+paper = "none"
+plugin = "{name}.plugin"
+num_classes = 5
+
+[source]
+repo = "none"
+commit = "0000000"
+
+[weights]
+file = "{name}.pth"
+url = "http://127.0.0.1:9/{name}.pth"
+
+[[inputs]]
+name = "image"
+dtype = "float32"
+layout = "NCHW"
+shape = ["batch", 3, 24, 24]
+
+[[outputs]]
+name = "logits"
+dtype = "float32"
+layout = "NC"
+shape = ["batch", 5]
+
+[preprocess]
+resize = 24
+crop = 24
+interpolation = "bilinear"
+mean = [0.5, 0.5, 0.5]
+std = [1.0, 1.0, 1.0]
+
+[dataset]
+images = "images"
+labels = "labels.txt"
+label_format = "<image file name> <class>"
+
+[export]
+opset = 13
+
+[atc]
+framework = 5
+input_format = "NCHW"
+
+[expected]
+top1 = 0.2
+top1_tolerance = 0.2
+source = "chance level"
+
+[status]
+FuncStatus = "OK"
+PrecisionStatus = "NOK"
+PerfStatus = "NOK"
+'''
+
+
+def write_plugin(root: Path, name: str, out_features: int = 5, demo: bool = True,
+                 drop_line: str | None = None) -> Path:
+    """A plugin package ROOT/NAME: plugin.toml, plugin.py and (with `demo`) three demo images."""
+    package = root / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(PLUGIN_MODULE.format(out_features=out_features))
+    manifest = MANIFEST.format(name=name)
+    if drop_line:
+        manifest = "".join(line for line in manifest.splitlines(True) if not line.startswith(drop_line))
+    (package / "plugin.toml").write_text(manifest)
+    if demo:
+        (package / "demo" / "images").mkdir(parents=True)
+        for i in range(3):
+            write_photo(package / "demo" / "images" / f"pic{i}.png", (40, 30), seed=i)
+        (package / "demo" / "labels.txt").write_text("".join(f"pic{i}.png {i}\n" for i in range(3)))
+    return package
+
+
+@pytest.fixture(autouse=True)
+def forget_written_plugins():
+    """Each test writes its own ci_* packages: drop them from sys.modules so the next test imports its own."""
+    yield
+    for name in [m for m in sys.modules if m.split(".")[0].startswith("ci_")]:
+        del sys.modules[name]
+
+
+def read_outputs(out: Path) -> tuple[ET.Element, dict]:
+    return ET.parse(out / "junit.xml").getroot(), json.loads((out / "ci.json").read_text())
+
+
+def level_lines(out: Path, model: str) -> list[str]:
+    return (out / model / "modelzoo_level.txt").read_text().splitlines()
+
+
+def test_ci_finds_and_passes_lvvit_and_a_new_model_with_no_runner_change(tmp_path, cache_dir, capsys):
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "ci_tinyconv")
+    path_before = list(sys.path)
+
+    code = run_ci([REPO, plugins], tmp_path / "out", cache_dir=cache_dir, quiet=True)
+
+    junit, ci = read_outputs(tmp_path / "out")
+    suites = [s.get("name") for s in junit.iter("testsuite")]
+    assert code == 0, ci
+    # lvvit is found three ways (plugin.toml, its link in the package, the entry point): once here.
+    assert len(suites) == len(set(suites)) and {"lvvit", "tinycnn", "ci_tinyconv"} <= set(suites)
+    assert junit.get("tests") == str(4 * len(suites)) and len(list(junit.iter("testcase"))) == 4 * len(suites)
+    assert junit.get("failures") == "0" and not list(junit.iter("failure"))
+
+    lvvit, tiny, new = ci["models"]["lvvit"], ci["models"]["tinycnn"], ci["models"]["ci_tinyconv"]
+    assert lvvit["manifest"] == str(REPO / "plugin.toml") and lvvit["plugin"] == "modelzoo_lvvit.plugin"
+    for model in (lvvit, new):
+        assert {c["status"] for c in model["checks"].values()} == {"pass"}, model["checks"]
+        assert model["backend"] and model["smoke"]["images"] >= 3
+        assert model["parity"]["max_abs_diff"] < 1e-3 and model["parity"]["top1_agreement"] == 1.0
+        assert model["weights"]["random"] is True
+        assert model["statuses"] == {"FuncStatus": "OK", "PrecisionStatus": "NOT_MEASURED",
+                                     "PerfStatus": "NOT_MEASURED"}
+        assert "random weights" in model["not_measured_because"]["PrecisionStatus"]
+    assert tiny["checks"]["smoke"] == {"status": "skip", "seconds": tiny["checks"]["smoke"]["seconds"],
+                                       "message": "the plugin ships no demo data"}
+    assert tiny["statuses"]["FuncStatus"] == "OK"
+    for model in ("lvvit", "tinycnn", "ci_tinyconv"):
+        assert level_lines(tmp_path / "out", model) == ["FuncStatus:OK", *LEVELS_NOT_MEASURED]
+    assert sys.path == path_before  # the tree was importable for the run only
+
+    summary = capsys.readouterr().out
+    assert "FuncStatus" in summary and "models passed" in summary
+
+
+def test_broken_plugins_fail_alone_with_their_reason(tmp_path, cache_dir):
+    write_plugin(tmp_path, "ci_good")
+    write_plugin(tmp_path, "ci_nokey", drop_line="paper =")
+    write_plugin(tmp_path, "ci_wrongshape", out_features=3, demo=False)
+    (tmp_path / "ci_noimport").mkdir()
+    (tmp_path / "ci_noimport" / "plugin.toml").write_text(MANIFEST.format(name="ci_noimport"))
+
+    code = run_ci([tmp_path], tmp_path / "out", load_entrypoints=False, cache_dir=cache_dir)
+
+    junit, ci = read_outputs(tmp_path / "out")
+    models = ci["models"]
+    assert code != 0 and not ci["passed"]
+    assert sorted(models) == ["ci_good", "ci_noimport", "ci_nokey", "ci_wrongshape"]
+    assert models["ci_good"]["passed"] and models["ci_good"]["checks"]["smoke"]["status"] == "pass"
+    assert level_lines(tmp_path / "out", "ci_good") == ["FuncStatus:OK", *LEVELS_NOT_MEASURED]
+
+    nokey = models["ci_nokey"]["checks"]
+    assert nokey["manifest"]["status"] == "fail" and "key 'paper'" in nokey["manifest"]["message"]
+    assert {nokey[c]["status"] for c in ("contract", "export", "smoke")} == {"skip"}
+    assert "not run: the manifest check failed" == nokey["export"]["message"]
+    wrong = models["ci_wrongshape"]["checks"]
+    assert wrong["contract"]["status"] == "fail" and "output shape (2, 3)" in wrong["contract"]["message"]
+    noimport = models["ci_noimport"]["checks"]
+    assert noimport["contract"]["status"] == "fail"
+    assert "cannot import plugin module 'ci_noimport.plugin'" in noimport["contract"]["message"]
+    for model in ("ci_nokey", "ci_wrongshape", "ci_noimport"):
+        assert level_lines(tmp_path / "out", model) == ["FuncStatus:NOK", *LEVELS_NOT_MEASURED]
+
+    failures = {case.get("classname"): case.find("failure").get("message")
+                for case in junit.iter("testcase") if case.find("failure") is not None}
+    assert set(failures) == {"modelzoo.ci_nokey", "modelzoo.ci_wrongshape", "modelzoo.ci_noimport"}
+    assert junit.get("failures") == "3"
+
+
+def test_discovery_skips_tool_and_build_directories_and_follows_links_once(tmp_path):
+    real = tmp_path / "model" / "plugin.toml"
+    real.parent.mkdir()
+    real.write_text("")
+    (tmp_path / "model" / "pkg").mkdir()
+    (tmp_path / "model" / "pkg" / "plugin.toml").symlink_to(real)
+    for skipped in (".git", ".venv-ci", "modelzoo-out", "build", "__pycache__", "x.egg-info", "env"):
+        (tmp_path / skipped / "deep").mkdir(parents=True)
+        (tmp_path / skipped / "deep" / "plugin.toml").write_text("")
+    (tmp_path / "env" / "pyvenv.cfg").write_text("")  # a virtualenv whatever its name
+
+    assert find_manifests([tmp_path, real]) == [real.resolve()]
