@@ -55,7 +55,8 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     for backend in chosen:
         versions.update(backend.versions())
     result = {
-        "model": model, "host": host_description(), "versions": versions, "warmup": warmup,
+        "model": model, "precision": settings.precision, "host": host_description(), "versions": versions,
+        "warmup": warmup,
         "iters": iters, "rows": rows,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -80,7 +81,7 @@ def markdown(result: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in sorted(result["versions"].items()))
     fastest = max(r["fps_median"] for r in result["rows"])
     lines = [
-        f"# {result['model']}: pure inference throughput",
+        f"# {result['model']}: pure inference throughput ({result['precision']})",
         "",
         f"Host: {host['cpu']}, {host['cpus']} CPUs, {host['system']}. Versions: {versions}.",
         f"{result['warmup']} warm-up and {result['iters']} timed iterations per cell; median, min and max "

@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="1,4,8", help="batch sizes (default 1,4,8,16,32,64)")
     p.add_argument("--backend", default="auto", help="backend(s), comma-separated (default auto)")
     p.add_argument("--compare", action="store_true", help="add the torch eager reference")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="as for run (default fp32)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--iters", "--loop", dest="iters", type=int, default=10,
                    help="timed iterations (default 10)")
@@ -279,7 +280,8 @@ def cmd_bench(args) -> None:
     backends = [registry.backend(name).name for name in args.backend.split(",")]
     if args.compare and "torch" not in backends:
         backends.append("torch")
-    settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version)
+    settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version,
+                               precision=args.precision)
     result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
                    args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings)
     print(markdown(result))
