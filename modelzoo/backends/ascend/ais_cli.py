@@ -1,0 +1,252 @@
+"""`python3 -m ais_bench` as a subprocess: inference over .bin files (--io files), pure inference.
+
+Files mode lays out, under the run's output dir:
+    ascend/input/device<D>/<stem>.bin        inputs, one file per image (deleted after success
+                                             unless --keep-bin; kept after a failure)
+    ascend/output/device<D>/<stem>_0.bin     ais_bench's results
+    ascend/output/device<D>_summary.json     its summary, beside the result folder
+    ascend/ais_bench-device<D>.log           its console
+    ascend/state.json                        the .om and a digest of each input
+All batches are written to files first, then one ais_bench process per device runs over its own
+share, all devices at once (as ModelZoo's scripts do: preprocess everything, then infer once).
+That needs disk for the whole input set (602 KB per 224x224 image) but loads the model once.
+A rerun only sends the images without a result from the same .om and the same input bytes, so
+an interrupted run resumes; results of another .om are cleared first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from modelzoo.backends.ascend.ais_parse import (
+    ConsoleReport,
+    find_summary,
+    parse_console,
+    parse_summary_json,
+)
+from modelzoo.backends.ascend.tools import run_tool
+from modelzoo.backends.base import BackendSettings, Batch, Session
+from modelzoo.errors import UserError
+from modelzoo.fileio import atomic_write_json
+from modelzoo.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+RESULT_SUFFIX = "_0.bin"  # ais_bench: `<input stem>_<output index>.<outfmt>`; output 0 = scores
+STATE_FILE = "state.json"  # the .om and the digest of every input the results come from
+
+
+def ais_bench_command(om: Path, batch_size: int, dynamic: bool, device: str,
+                      input_dir: Path | None = None, output_root: Path | None = None,
+                      dirname: str | None = None, loop: int | None = None) -> list[str]:
+    # ais_bench is installed into the Python that runs modelzoo, so run it with this one.
+    cmd = [sys.executable, "-m", "ais_bench", "--model", str(om)]
+    if input_dir is not None:
+        cmd += ["--input", str(input_dir)]
+    if output_root is not None:
+        cmd += ["--output", str(output_root), "--output_dirname", str(dirname), "--outfmt", "BIN"]
+    if loop is not None:
+        cmd += ["--loop", str(loop)]
+    cmd += ["--batchsize", str(batch_size), "--device", device]
+    if dynamic:
+        cmd += ["--dymBatch", str(batch_size)]  # run every batch at the run's gear
+    return cmd
+
+
+def ais_failure(what: str, report: ConsoleReport, output: str, returncode: int,
+                log_path: Path | None = None, resume: str = "") -> UserError:
+    """One line for a failed ais_bench run; a soc mismatch says how to recompile."""
+    if report.soc_mismatch is not None:
+        chip, model = report.soc_mismatch
+        return UserError(f"{what}: the .om was compiled for {model} but the chip is {chip}; "
+                         f"rerun with --soc-version {chip} to recompile it")
+    if report.errors:
+        reason = report.errors[-1]
+    else:
+        lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+        reason = lines[-1] if lines else "no output"
+    see = f"; its console is in {log_path}" if log_path else ""
+    return UserError(f"{what} failed (exit {returncode}): {reason}{see}{resume}")
+
+
+class AisFilesSession(Session):
+    """Batches -> .bin files -> `python3 -m ais_bench` per device -> `<stem>_0.bin` results."""
+
+    def __init__(self, om: Path, manifest: Manifest, batch_size: int, dynamic: bool,
+                 devices: list[int], settings: BackendSettings) -> None:
+        super().__init__()
+        self.om = om
+        self.batch_size = batch_size
+        self.dynamic = dynamic
+        self.devices = devices
+        self.keep_files = settings.keep_files
+        self.root = Path(settings.workdir) / "ascend"
+        self.input_root = self.root / "input"
+        self.output_root = self.root / "output"
+        output = manifest.outputs[0]
+        self.dtype = np.dtype(output.dtype)
+        self.out_dtype = self.dtype.newbyteorder("<")  # ais_bench writes raw little-endian
+        self.out_shape = output.concrete_shape(1)[1:]  # one image's scores
+        self.out_bytes = math.prod(self.out_shape) * self.out_dtype.itemsize
+        self.fps: float | None = None
+
+    # The pipeline streams batches; ais_bench wants files, so the base class's per-batch
+    # padding is not used: ais_bench pads the last batch itself and writes no padding output.
+    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], np.ndarray]]:
+        from modelzoo.steps import write_bin  # imports torch: not at plugin load time
+
+        previous = self._read_state()
+        existing = self._results(drop_damaged=True)
+        shutil.rmtree(self.input_root, ignore_errors=True)  # inputs of an interrupted run
+        digests: dict[str, str] = {}
+        order: list[list[str]] = []
+        shares: dict[int, int] = {d: 0 for d in self.devices}
+        sent = 0
+        for batch in batches:
+            order.append(batch.names)
+            for name, row in zip(batch.names, batch.data):
+                digests[name] = _digest(row)
+                # Resume only where the result comes from this very input (same .om, same bytes).
+                if name in existing and previous.get(name) == digests[name]:
+                    continue
+                for stale in existing.pop(name, []):
+                    stale.unlink(missing_ok=True)
+                device = self.devices[sent % len(self.devices)]  # round robin over devices
+                write_bin(row, self.input_root / f"device{device}", name)
+                shares[device] += 1
+                sent += 1
+        atomic_write_json(self.root / STATE_FILE, {"om": self.om.name, "inputs": digests})
+        total = sum(len(names) for names in order)
+        log.info("ascend: %d of %d images already have results in %s; sending %d", total - sent,
+                 total, self.output_root, sent)
+        if sent:
+            self._infer([d for d in self.devices if shares[d]])
+        else:
+            self.fps = self._summary_fps()
+        results = self._results(drop_damaged=False)
+        missing = [n for names in order for n in names if n not in results]
+        if missing:
+            raise UserError(f"ais_bench wrote no result for {len(missing)} images (first: "
+                            f"{missing[0]}{RESULT_SUFFIX}) in {self.output_root}; rerun to resume")
+        if not self.keep_files:
+            shutil.rmtree(self.input_root, ignore_errors=True)
+        for names in order:
+            self.images += len(names)
+            yield names, np.stack([self._read(results[n][0]) for n in names])
+
+    def throughput_fps(self) -> float | None:
+        return self.fps
+
+    def _read_state(self) -> dict[str, str]:
+        """{stem: input digest} of the last run here; results of another .om are cleared."""
+        try:
+            state = json.loads((self.root / STATE_FILE).read_text())
+            if state["om"] == self.om.name and isinstance(state["inputs"], dict):
+                return state["inputs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        shutil.rmtree(self.output_root, ignore_errors=True)
+        return {}
+
+    def _results(self, drop_damaged: bool) -> dict[str, list[Path]]:
+        """{stem: its result files} for every complete `<stem>_0.bin` under the output folder."""
+        found: dict[str, list[Path]] = {}
+        for folder, _, files in os.walk(self.output_root):
+            for file in sorted(files):
+                if not file.endswith(RESULT_SUFFIX):
+                    continue
+                path = Path(folder) / file
+                if path.stat().st_size != self.out_bytes:
+                    if drop_damaged:  # cut short by a crash: infer that image again
+                        path.unlink(missing_ok=True)
+                    continue
+                found.setdefault(file[:-len(RESULT_SUFFIX)], []).append(path)
+        return found
+
+    def _read(self, path: Path) -> np.ndarray:
+        return np.fromfile(path, dtype=self.out_dtype).astype(self.dtype).reshape(self.out_shape)
+
+    def _infer(self, devices: list[int]) -> None:
+        """One ais_bench process per device, all at once; wait for every one, then report."""
+        running: list[tuple[int, subprocess.Popen, Path]] = []
+        self.output_root.mkdir(parents=True, exist_ok=True)
+        try:
+            for device in devices:
+                cmd = ais_bench_command(self.om, self.batch_size, self.dynamic, str(device),
+                                        self.input_root / f"device{device}", self.output_root,
+                                        f"device{device}")
+                log_path = self.root / f"ais_bench-device{device}.log"
+                log.info("running: %s", shlex.join(cmd))
+                with open(log_path, "w") as console:
+                    process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT)
+                running.append((device, process, log_path))
+        except OSError as exc:
+            raise UserError(f"cannot start ais_bench: {exc.strerror or exc}; check the "
+                            "ais_bench installation") from None
+        finally:
+            for _, process, _ in running:
+                process.wait()
+        failures: list[UserError] = []
+        rates: list[float] = []
+        for device, process, log_path in running:
+            text = log_path.read_text(errors="replace")
+            report = parse_console(text)
+            if process.returncode != 0:
+                done = len(self._results(drop_damaged=False))
+                failures.append(ais_failure(
+                    f"ais_bench on device {device}", report, text, process.returncode, log_path,
+                    f"; {done} images have results, kept in {self.output_root}: rerun the same "
+                    "command to infer only the rest"))
+                continue
+            fps = report.fps if report.fps is not None else self._summary_fps([device])
+            if fps is not None:
+                rates.append(fps)
+        if failures:
+            raise failures[0]
+        # Devices run side by side, so the total is the sum, as ais_bench's multi-device summary.
+        self.fps = sum(rates) if len(rates) == len(running) else None
+
+    def _summary_fps(self, devices: list[int] | None = None) -> float | None:
+        rates = []
+        for device in devices or self.devices:
+            path = find_summary(self.output_root, f"device{device}")
+            if path is not None:
+                rates.append(parse_summary_json(path.read_text(errors="replace"), path)["throughput"])
+        return sum(rates) if rates else None
+
+
+def _digest(row: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(row, dtype="<f4").tobytes(), digest_size=16).hexdigest()
+
+
+def pure_inference(om: Path, batch_size: int, dynamic: bool, devices: list[int], loop: int,
+                   soc_version: str) -> dict:
+    """`python3 -m ais_bench --model M --loop N` on all-zero input: the chip's own figures."""
+    if loop < 1:
+        raise UserError(f"--loop must be at least 1, got {loop}")
+    device = ",".join(str(d) for d in devices)
+    cmd = ais_bench_command(om, batch_size, dynamic, device, loop=loop)
+    result = run_tool(cmd, "ais_bench", None, hint="install the aclruntime and ais_bench wheels")
+    text = result.stdout + "\n" + result.stderr
+    report = parse_console(text)
+    if result.returncode != 0:
+        raise ais_failure("ais_bench pure inference", report, text, result.returncode)
+    if report.fps is None or not report.compute_ms:
+        raise UserError("ais_bench printed no 'NPU_compute_time' / 'throughput' lines; "
+                        "run the logged command by hand to see its output")
+    return {"fps": report.fps, "batch_size": batch_size, "loop": loop, "device": device,
+            "soc_version": soc_version, "om": str(om),
+            "npu_compute_time_ms": report.compute_ms[0],
+            "per_device": [{"device": d, "fps": fps, "npu_compute_time_ms": stats}
+                           for d, fps, stats in zip(devices, report.throughput, report.compute_ms)]}

@@ -1,0 +1,146 @@
+"""In-process inference through ais_bench's `InferSession` (--io stream): no files at all.
+
+Both API generations are driven: the current one (`summary().exec_time_list` of (start, end)
+pairs, `reset_summaryinfo()`, `free_resource()`) and the June 2023 one (`sumary()` as a list of
+ms, `reset_sumaryinfo()`, no `free_resource()`). Several devices get one session each and the
+batches go round robin; the results come back in batch order, so they merge by name as usual.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelzoo.backends.ascend.ais_cli import ais_bench_command, ais_failure
+from modelzoo.backends.ascend.ais_parse import execution_times_ms, parse_console
+from modelzoo.backends.ascend.tools import run_tool
+from modelzoo.backends.base import Session
+from modelzoo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DIAGNOSE_TIMEOUT_S = 600.0
+_SESSION_ERRORS = (RuntimeError, ValueError)  # what aclruntime / InferSession raise
+
+
+def infer_session_class() -> Any:
+    try:
+        from ais_bench.infer.interface import InferSession
+    except ImportError as exc:
+        raise UserError(f"cannot import ais_bench.infer.interface ({exc}); install the "
+                        "aclruntime and ais_bench wheels, or use --io files") from None
+    return InferSession
+
+
+class AisStreamSession(Session):
+    def __init__(self, om: Path, batch_size: int, dynamic: bool, devices: list[int]) -> None:
+        super().__init__()
+        self.om = om
+        self.batch_size = batch_size
+        # The base class pads a short last batch up to this: the compiled batch, or for a
+        # dynamic-batch .om the run's own gear, so that every execution has the same batch.
+        self.static_batch = batch_size
+        self.dynamic = dynamic
+        self.mode = "dymbatch" if dynamic else "static"
+        self.devices = devices
+        self.sessions: list[Any] = []
+        self.warm: set[int] = set()
+        self.calls = 0
+        self.fps: float | None = None
+        self.closed = False
+        cls = infer_session_class()
+        try:
+            for device in devices:
+                self.sessions.append(self._load(cls, device))
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, cls: Any, device: int) -> Any:
+        try:
+            session = cls(device, str(self.om))
+            if self.dynamic:
+                # The old API's infer() ignores mode="dymbatch": set the gear explicitly.
+                session.set_dynamic_batchsize(self.batch_size)
+        except _SESSION_ERRORS as exc:
+            raise self._load_error(device, exc) from None
+        return session
+
+    def _load_error(self, device: int, exc: Exception) -> UserError:
+        """Why loading failed: ACL prints the reason (e.g. a soc mismatch) on the console, not in
+        the exception, so load the model once more in `python3 -m ais_bench` and read that."""
+        what = f"InferSession could not load {self.om.name} on device {device} ({exc})"
+        cmd = ais_bench_command(self.om, self.batch_size, self.dynamic, str(device), loop=1)
+        try:
+            result = run_tool(cmd, "ais_bench (diagnosing the load failure)", DIAGNOSE_TIMEOUT_S)
+        except UserError:
+            return UserError(f"{what}; run the logged ais_bench command by hand to see why")
+        text = result.stdout + "\n" + result.stderr
+        if result.returncode == 0:
+            return UserError(f"{what}, although 'python3 -m ais_bench' loads it; try --io files")
+        return ais_failure(what, parse_console(text), text, result.returncode)
+
+    def infer(self, data: np.ndarray) -> np.ndarray:
+        index = self.calls % len(self.sessions)
+        self.calls += 1
+        session = self.sessions[index]
+        try:
+            if index not in self.warm:
+                # Like ais_bench: one warm-up execution, left out of the timings.
+                session.infer([data], self.mode)
+                _reset_summary(session)
+                self.warm.add(index)
+            outputs = session.infer([data], self.mode)
+        except _SESSION_ERRORS as exc:
+            # The batches before this one are already recorded by the pipeline.
+            raise UserError(f"InferSession failed on device {self.devices[index]} at batch "
+                            f"{self.calls} ({exc}); rerun the same command to infer the rest") from None
+        return np.asarray(outputs[0])
+
+    def throughput_fps(self) -> float | None:
+        return self.fps if self.closed else self._fps()
+
+    def _fps(self) -> float | None:
+        """Images per second from the NPU's own timings: batch * 1000 / mean ms, summed over
+        devices (they run side by side on a real host, as ais_bench's multi-device summary)."""
+        rates = []
+        for index in sorted(self.warm):
+            times = execution_times_ms(_summary(self.sessions[index]))
+            mean = sum(times) / len(times) if times else 0.0
+            if mean > 0:
+                rates.append(self.batch_size * 1000.0 / mean)
+        return sum(rates) if rates else None
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.fps = self._fps()  # the timings go with the sessions
+        except UserError as exc:
+            log.warning("%s", exc)
+        for session in self.sessions:
+            if hasattr(session, "free_resource"):
+                _quietly(session.free_resource)
+        if self.sessions and hasattr(self.sessions[-1], "finalize"):
+            _quietly(self.sessions[-1].finalize)  # once: it releases every device of the process
+
+
+def _summary(session: Any) -> Any:
+    return session.summary() if hasattr(session, "summary") else session.sumary()
+
+
+def _reset_summary(session: Any) -> None:
+    if hasattr(session, "reset_summaryinfo"):
+        session.reset_summaryinfo()
+    else:
+        session.reset_sumaryinfo()
+
+
+def _quietly(release: Any) -> None:
+    try:
+        release()
+    except _SESSION_ERRORS as exc:  # releasing must not hide the run's own result or error
+        log.warning("ais_bench: %s", exc)

@@ -1,0 +1,110 @@
+"""ATC: the simplified ONNX -> an .om for one chip, cached like every other artifact.
+
+The command line comes from the manifest's [atc] table and the run:
+    atc --model=<onnx> --framework=5 --output=<prefix> --input_format=NCHW
+        --input_shape=image:4,3,224,224 --soc_version=Ascend310P3 --log=error <extra_flags>
+and, for a dynamic batch, `--input_shape=image:-1,3,224,224 --dynamic_batch_size=1,4,8`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelzoo.backends.ascend.tools import run_tool
+from modelzoo.errors import UserError
+from modelzoo.manifest import Manifest
+
+if TYPE_CHECKING:
+    from modelzoo.artifacts import Artifacts
+
+log = logging.getLogger(__name__)
+
+ATC_TIMEOUT_S = 3 * 3600.0  # large models take many minutes; a hang must still end
+ATC_HINT = "source the CANN toolkit's set_env.sh (e.g. /usr/local/Ascend/ascend-toolkit/set_env.sh)"
+
+# An ATC error code opens a line, possibly after newer CANN's "[PID: n] <timestamp> " (which
+# also appears right after the code): E10001, E19999, EZ3003, ...
+_CODE_LINE = re.compile(r"^(?:\[PID: \d+\] \S+ )?(E[0-9A-Z][0-9]{4}):\s*(.*)$")
+_PID_PREFIX = re.compile(r"\[PID: \d+\] [0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9:.]+ ")
+
+
+def input_shape_arg(manifest: Manifest, batch: int | None) -> str:
+    """`name:n,c,h,w;name2:...`, the batch axis (a named axis) as -1 when batch is None."""
+    parts = []
+    for tensor in manifest.inputs:
+        dims = [("-1" if batch is None else str(batch)) if isinstance(d, str) else str(d)
+                for d in tensor.shape]
+        parts.append(f"{tensor.name}:{','.join(dims)}")
+    return ";".join(parts)
+
+
+def atc_command(manifest: Manifest, onnx_path: Path, output_prefix: Path, soc_version: str,
+                batch_size: int, dynamic_batch: tuple[int, ...] | None = None) -> list[str]:
+    conf = manifest.atc
+    cmd = ["atc", f"--model={onnx_path}", f"--framework={conf['framework']}",
+           f"--output={output_prefix}", f"--input_format={conf['input_format']}"]
+    if dynamic_batch:
+        cmd += [f"--input_shape={input_shape_arg(manifest, None)}",
+                f"--dynamic_batch_size={','.join(str(b) for b in dynamic_batch)}"]
+    else:
+        cmd.append(f"--input_shape={input_shape_arg(manifest, batch_size)}")
+    cmd += [f"--soc_version={soc_version}", f"--log={conf.get('log', 'error')}"]
+    return cmd + [str(flag) for flag in conf.get("extra_flags", [])]
+
+
+def atc_failure(output: str, returncode: int) -> str:
+    """ATC's error block as one readable message, its first line `atc failed (E10001): ...`."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    for i, line in enumerate(lines):
+        match = _CODE_LINE.match(line.strip())
+        if match is None:
+            continue
+        code, message = match.groups()
+        message = _PID_PREFIX.sub("", message)
+        rest = [_PID_PREFIX.sub("", ln) for ln in lines[i + 1:] if ln.strip()]
+        return "\n".join([f"atc failed ({code}): {message}", *rest])
+    tail = [ln.strip() for ln in lines if ln.strip()][-1:] or ["no output"]
+    return (f"atc failed (exit {returncode}, no error code): {tail[0]}; "
+            "see the ATC log under ~/ascend/log")
+
+
+def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
+               dynamic_batch: tuple[int, ...] | None = None) -> Path:
+    """The cached .om for this model, batch (or batch gears) and chip; atc runs on a miss."""
+    manifest = artifacts.manifest
+    onnx_path = artifacts.onnx(None if dynamic_batch else batch_size)
+    conf = manifest.atc
+    batch_tag = "dyn" + "_".join(str(b) for b in dynamic_batch) if dynamic_batch else f"bs{batch_size}"
+    key = artifacts.key(
+        artifact="om", onnx=onnx_path.name, soc_version=soc_version,
+        batch=None if dynamic_batch else batch_size,
+        dynamic_batch=list(dynamic_batch) if dynamic_batch else None,
+        atc={k: conf.get(k) for k in ("framework", "input_format", "log", "extra_flags")})
+
+    def build(tmp: Path) -> None:
+        # ATC writes fusion_result.json and kernel_meta/ into its working directory, and names
+        # its output <prefix>.om or, for dynamic shapes, <prefix>_linux_<arch>.om: run it in a
+        # scratch folder beside the cache and take whatever `<prefix>*.om` it made.
+        scratch = Path(tempfile.mkdtemp(prefix=".atc-", dir=tmp.parent)).resolve()
+        try:
+            prefix = scratch / "model"
+            cmd = atc_command(manifest, onnx_path.resolve(), prefix, soc_version, batch_size,
+                              dynamic_batch)
+            result = run_tool(cmd, "atc", ATC_TIMEOUT_S, cwd=scratch, hint=ATC_HINT)
+            found = sorted(scratch.glob("model*.om"))
+            if result.returncode != 0:
+                raise UserError(atc_failure(result.stdout + "\n" + result.stderr, result.returncode))
+            if not found:
+                raise UserError(f"atc reported success but wrote no {prefix}*.om; rerun with "
+                                "--debug and check the ATC log under ~/ascend/log")
+            os.replace(found[0], tmp)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    return artifacts.cache.artifact(f"{manifest.name}-{artifacts.variant}-{soc_version}-{batch_tag}",
+                                    ".om", key, build, f"Ascend .om ({soc_version})")

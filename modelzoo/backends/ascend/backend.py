@@ -1,0 +1,163 @@
+"""The "ascend" backend (a built-in plugin): ATC compiles, ais_bench runs, on an Ascend NPU."""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelzoo.backends.ascend import npu_smi
+from modelzoo.backends.ascend.ais_cli import AisFilesSession, pure_inference
+from modelzoo.backends.ascend.ais_session import AisStreamSession
+from modelzoo.backends.ascend.atc import compile_om
+from modelzoo.backends.ascend.tools import parse_devices
+from modelzoo.backends.base import Backend, BackendSettings, Session
+from modelzoo.errors import UserError
+from modelzoo.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from modelzoo.artifacts import Artifacts
+
+log = logging.getLogger(__name__)
+
+AIS_BENCH_HINT = ("install the aclruntime and ais_bench wheels built from Ascend's tools repository "
+                  "(https://gitee.com/ascend/tools, ais-bench_workload/tool/ais_bench) into this Python")
+
+
+class AscendBackend(Backend):
+    name = "ascend"
+    priority = 50  # above onnxruntime (20): on an Ascend host `auto` means the NPU
+    export_variant = "ascend"  # the plugin's graph laid out for the chip (e.g. LV-ViT's softmax)
+    description = "Ascend NPU: ATC-compiled .om run with ais_bench"
+
+    def __init__(self) -> None:
+        self._chips: list[npu_smi.Chip] | None = None
+        self._npu_smi_version = ""
+
+    def unavailable_reason(self) -> str | None:
+        missing = []
+        tools = [tool for tool in ("npu-smi", "atc") if shutil.which(tool) is None]
+        if tools:
+            missing.append(f"{' and '.join(tools)} not on PATH: {npu_smi.CANN_HINT}")
+        if not _importable("ais_bench"):
+            missing.append(f"ais_bench is not importable: {AIS_BENCH_HINT}")
+        return "; ".join(missing) or None
+
+    def versions(self) -> dict[str, str]:
+        """Package versions, the CANN version file beside atc, npu-smi's banner; no compiling."""
+        found: dict[str, str] = {}
+        for dist in ("ais_bench", "aclruntime"):
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        cann = _cann_version()
+        if cann:
+            found["cann"] = cann
+        if self._chips is None and shutil.which("npu-smi"):
+            try:
+                self._read_chips()
+            except UserError:
+                pass  # versions are for the report; a broken npu-smi was reported elsewhere
+        if self._npu_smi_version:
+            found["npu-smi"] = self._npu_smi_version
+        return found
+
+    def soc_version(self, settings: BackendSettings, devices: list[int]) -> str:
+        """--soc-version, else the chip kind of the run's devices per `npu-smi info`."""
+        if settings.soc_version:
+            return settings.soc_version
+        soc = npu_smi.choose_soc(self._read_chips(), devices)
+        log.info("ascend: compiling for %s (from npu-smi info; --soc-version overrides)", soc)
+        return soc
+
+    def _read_chips(self) -> list[npu_smi.Chip]:
+        if self._chips is None:
+            self._chips, self._npu_smi_version = npu_smi.read_chips()
+        return self._chips
+
+    def compile(self, artifacts: Artifacts, batch_size: int,
+                settings: BackendSettings) -> tuple[Path, list[int], tuple[int, ...] | None, str]:
+        """(.om, devices, batch gears or None, soc_version) for a run."""
+        devices = parse_devices(settings.device)
+        gears = _gears(batch_size, settings.dynamic_batch)
+        soc = self.soc_version(settings, devices)
+        return compile_om(artifacts, batch_size, soc, gears), devices, gears, soc
+
+    def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
+        io = _io_mode(settings.io)
+        om, devices, gears, _ = self.compile(artifacts, batch_size, settings)
+        log.info("ascend: %s on device(s) %s, --io %s", om.name, ",".join(map(str, devices)), io)
+        if io == "stream":
+            return AisStreamSession(om, batch_size, gears is not None, devices)
+        return AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices,
+                               settings)
+
+    def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
+                  warmup: int, iters: int) -> dict[str, float]:
+        """ais_bench's own figures on all-zero input (`--loop iters`; it warms up by itself).
+
+        fps_median is ais_bench's throughput line (batch / mean NPU compute time, summed over
+        devices); min and max come from its slowest and fastest compute times.
+        """
+        om, devices, gears, soc = self.compile(artifacts, batch_size, settings)
+        figures = pure_inference(om, batch_size, gears is not None, devices, iters, soc)
+        ms = figures["npu_compute_time_ms"]
+        return {"fps_median": figures["fps"], "fps_min": 1000 * batch_size * len(devices) / ms["max"],
+                "fps_max": 1000 * batch_size * len(devices) / ms["min"], "latency_ms_median": ms["median"],
+                "chip": soc}
+
+
+def _gears(batch_size: int, dynamic_batch: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    if not dynamic_batch:
+        return None
+    gears = tuple(sorted(set(dynamic_batch)))
+    if batch_size not in gears:
+        raise UserError(f"--bs {batch_size} is not one of --dynamic-batch "
+                        f"{','.join(map(str, gears))}; pick a batch size from that list")
+    return gears
+
+
+def _io_mode(io: str) -> str:
+    if io in ("files", "stream"):
+        return io
+    if io != "auto":
+        raise UserError(f"--io {io!r} is not one of auto, files, stream")
+    try:
+        importlib.import_module("ais_bench.infer.interface")
+    except ImportError as exc:
+        log.info("ascend: ais_bench.infer.interface does not import (%s); using --io files", exc)
+        return "files"
+    return "stream"
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken or half-imported package
+        return False
+
+
+def _cann_version() -> str:
+    """`Version=` from the version.info CANN keeps beside atc's bin folder, if any."""
+    atc = shutil.which("atc")
+    if atc is None:
+        return ""
+    bin_dir = Path(atc).resolve().parent
+    for info in (bin_dir.parent / "version.info", bin_dir.parent.parent / "version.info"):
+        try:
+            match = re.search(r"^\s*Version\s*=\s*(\S+)", info.read_text(errors="replace"), re.MULTILINE)
+        except OSError:
+            continue
+        if match:
+            return match.group(1)
+    return ""
+
+
+@hookimpl
+def modelzoo_register_backends(register):
+    register(AscendBackend())
