@@ -277,7 +277,7 @@ def cmd_bench(args) -> None:
     if args.iters < 1 or args.warmup < 0:
         raise UserError("--iters must be at least 1 and --warmup at least 0")
     registry = _registry()
-    backends = [registry.backend(name).name for name in args.backend.split(",")]
+    backends = [registry.backend(name, args.precision).name for name in args.backend.split(",")]
     if args.compare and "torch" not in backends:
         backends.append("torch")
     settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version,

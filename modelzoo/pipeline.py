@@ -65,7 +65,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     if opts.batch_size < 1:
         raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
     entry = registry.model(opts.model)
-    backend = registry.backend(opts.backend)
+    backend = registry.backend(opts.backend, opts.precision)
     manifest = entry.manifest
     dataset = resolve_dataset(manifest, opts.data, opts.labels, entry.demo_data, opts.limit)
     output = opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}"
@@ -128,6 +128,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "throughput_fps": session.throughput_fps() if session else None,
         "e2e_fps": (len(todo) - len(results.skipped)) / stages["preprocess_and_infer"] if session else None,
         "parity": artifacts.parity,
+        "int8_agreement": session.int8_agreement if session else None,
         "weights": weights.to_report(),
         "data": dataset.to_report(),
         "expected_top1": manifest.expected["top1"],

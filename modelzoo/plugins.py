@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import importlib
 import os
+from importlib.metadata import entry_points
 
 import pluggy
 
 from modelzoo import hookspecs
+from modelzoo.errors import PluginError
 
 # Internal plugins, registered exactly like external ones.
 BUILTIN_PLUGINS = (
     "modelzoo.backends.onnxruntime",
+    "modelzoo.backends.openvino",
     "modelzoo.backends.torch",
     "modelzoo.backends.ascend.backend",
 )
@@ -28,7 +31,19 @@ def get_plugin_manager(load_entrypoints: bool | None = None) -> pluggy.PluginMan
     for name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(name), name=name)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints("modelzoo")
-    # A misspelled hook name in a plugin fails here instead of being silently never called.
-    pm.check_pending()
+        for entry_point in entry_points(group="modelzoo"):
+            if pm.get_plugin(entry_point.name) is not None:
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:
+                raise PluginError(f"installed plugin '{entry_point.name}' ({entry_point.value}) failed to "
+                                  f"load: {type(exc).__name__}: {exc}") from exc
+            if not pm.is_registered(plugin):
+                pm.register(plugin, name=entry_point.name)
+    try:
+        # A misspelled hook name in a plugin fails here instead of being silently never called.
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin '{pm.get_name(exc.plugin)}' is invalid: {exc}") from exc
     return pm

@@ -37,9 +37,15 @@ def int8_onnx(artifacts: Artifacts, batch_size: int) -> Path:
 
     def build(tmp: Path) -> None:
         log.info("quantising %s to int8 (%s)", fp32.name, ", ".join(SETTINGS["op_types"]))
-        quantize_dynamic(fp32, tmp, op_types_to_quantize=SETTINGS["op_types"],
-                         weight_type=getattr(QuantType, SETTINGS["weight_type"]),
-                         per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"])
+        # Its advice to pre-process first is moot here: onnxsim has already inferred the shapes.
+        quiet = _DropMessage("pre-processing before quantization")
+        logging.getLogger().addFilter(quiet)
+        try:
+            quantize_dynamic(fp32, tmp, op_types_to_quantize=SETTINGS["op_types"],
+                             weight_type=getattr(QuantType, SETTINGS["weight_type"]),
+                             per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"])
+        finally:
+            logging.getLogger().removeFilter(quiet)
 
     key = artifacts.key(artifact="int8", source=fp32.name, batch=batch_size,
                         onnxruntime=onnxruntime.__version__, quantization=SETTINGS)
@@ -72,3 +78,12 @@ def int8_agreement(artifacts: Artifacts, batch_size: int) -> dict[str, float]:
              figures["max_abs_diff"], figures["cosine"], 100 * figures["top1_agreement"], figures["images"])
     atomic_write_json(record, figures)
     return figures
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()

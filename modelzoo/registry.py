@@ -88,17 +88,22 @@ class Registry:
             raise UserError(f"unknown model '{name}' (installed: {known}); "
                             "see 'modelzoo list' or install its plugin") from None
 
-    def backend(self, name: str) -> Backend:
-        """The backend called `name`, or for "auto" the best available one."""
+    def backend(self, name: str, precision: str = "fp32") -> Backend:
+        """The backend called `name`, or for "auto" the best available one that runs `precision`."""
         if name == "auto":
-            available = [b for b in self.backends.values() if b.unavailable_reason() is None]
+            available = [b for b in self.backends.values()
+                         if precision in b.precisions and b.unavailable_reason() is None]
             if not available:
-                raise UserError("no inference backend is available; see 'modelzoo list' for what each needs")
+                raise UserError(f"no available backend runs {precision}; see 'modelzoo list' for what each needs")
             return max(available, key=lambda b: b.priority)
         backend = self.backends.get(name)
         if backend is None:
             known = ", ".join(sorted(self.backends))
             raise UserError(f"unknown backend '{name}' (known: {known}, or auto)")
+        if precision not in backend.precisions:
+            capable = ", ".join(sorted(b.name for b in self.backends.values() if precision in b.precisions))
+            raise UserError(f"backend '{name}' does not run {precision} (it runs {', '.join(backend.precisions)}); "
+                            f"use --backend {capable or 'auto'} or --precision fp32")
         reason = backend.unavailable_reason()
         if reason:
             raise UserError(f"backend '{name}' is not available here: {reason}")

@@ -19,7 +19,11 @@ def print_report(report: dict) -> None:
     ]
     if parity:
         rows.append(("parity", f"max|diff| {parity['max_abs_diff']:.2e}, cosine {parity['cosine']:.6f}, "
-                               f"top-1 agreement {parity['top1_agreement']:.0%} (torch vs ONNX)"))
+                               f"top-1 agreement {parity['top1_agreement']:.0%} (torch vs fp32 ONNX)"))
+    if report.get("int8_agreement"):
+        agreement = report["int8_agreement"]
+        rows.append(("int8", f"top-1 agreement {agreement['top1_agreement']:.0%} with fp32, max|diff| "
+                             f"{agreement['max_abs_diff']:.2e}, cosine {agreement['cosine']:.6f}"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:

@@ -194,3 +194,14 @@ def test_postprocess_scores_ais_bench_results_by_name(tmp_path):
     assert "images scored: 3" in out and "top-1: 0.6667" in out and "top-5: 0.6667" in out
     assert "results without a label: 1" in out and "labels without a result: 1" in out
     assert json.loads((tmp_path / "scores.json").read_text())["top1"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.slow
+def test_int8_run_reports_its_agreement_with_fp32(tmp_path, dataset_dir, spread_checkpoint, cache_dir):
+    result = ok(run_cli("run", "lvvit", "--bs", "4", "--precision", "int8", "--data", str(dataset_dir),
+                        "--weights", str(spread_checkpoint), "--output", str(tmp_path), "--cache-dir", str(cache_dir)))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["backend"] == "onnxruntime" and report["precision"] == "int8"  # auto skips fp32-only backends
+    agreement = report["int8_agreement"]
+    assert 0 <= agreement["top1_agreement"] <= 1 and 0 < agreement["cosine"] <= 1 + 1e-9
+    assert "int8" in result.stdout and "agreement" in result.stdout

@@ -40,6 +40,8 @@ class Session:
     """
 
     static_batch: int | None = None
+    # Figures of a quantised model against its fp32 form, when the session runs one.
+    int8_agreement: dict[str, float] | None = None
 
     def __init__(self) -> None:
         self.compute_seconds = 0.0
@@ -74,6 +76,7 @@ class Backend:
     name: str = ""
     priority: int = 0            # `--backend auto` picks the available backend with the highest
     export_variant: str = "standard"  # passed to the plugin's build(); see ModelEntry
+    precisions: tuple[str, ...] = ("fp32",)  # what --precision may ask of it
     description: str = ""
 
     def unavailable_reason(self) -> str | None:

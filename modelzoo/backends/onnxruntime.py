@@ -1,7 +1,13 @@
-"""ONNX Runtime on the CPU: the default backend on a machine without an accelerator."""
+"""ONNX Runtime on the CPU: the default backend on a machine without an accelerator.
+
+The optimised graph is not saved to the cache (`optimized_model_filepath`): loading a pre-optimised
+LV-ViT-S saved 0.04 s of a 0.16 s session start, and with ORT_ENABLE_ALL the saved file holds
+layout transforms specific to the CPU it was made on.
+"""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,14 +19,34 @@ if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
 
 
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (affinity, e.g. taskset or a container).
+
+    One compute thread per physical core: two threads on the hyper-threads of one core compete
+    for the same vector units and slow matrix kernels down.
+    """
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text(), (topology / "core_id").read_text()))
+        except OSError:  # no sysfs (not Linux, or hidden): count logical CPUs
+            cores.add((str(cpu), ""))
+    return max(1, len(cores))
+
+
 class OnnxRuntimeSession(Session):
-    def __init__(self, onnx_path, input_name: str, static_batch: int) -> None:
+    def __init__(self, onnx_path: Path, input_name: str, static_batch: int) -> None:
         super().__init__()
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = physical_cores()
+        # One graph branch at a time: the model is a chain, and a second pool would only steal cores.
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.input_name = input_name
         self.static_batch = static_batch
@@ -32,7 +58,8 @@ class OnnxRuntimeSession(Session):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     priority = 20
-    description = "ONNX Runtime, CPU execution provider"
+    description = "ONNX Runtime, CPU execution provider (fp32, or int8 with dynamic quantisation)"
+    precisions = ("fp32", "int8")
 
     def versions(self) -> dict[str, str]:
         import onnxruntime
@@ -40,8 +67,14 @@ class OnnxRuntimeBackend(Backend):
         return {"onnxruntime": onnxruntime.__version__}
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
-        onnx_path = artifacts.onnx(batch_size)
-        return OnnxRuntimeSession(onnx_path, artifacts.manifest.inputs[0].name, batch_size)
+        input_name = artifacts.manifest.inputs[0].name
+        if settings.precision == "int8":
+            from modelzoo.quantize import int8_agreement, int8_onnx
+
+            session = OnnxRuntimeSession(int8_onnx(artifacts, batch_size), input_name, batch_size)
+            session.int8_agreement = int8_agreement(artifacts, batch_size)
+            return session
+        return OnnxRuntimeSession(artifacts.onnx(batch_size), input_name, batch_size)
 
 
 @hookimpl

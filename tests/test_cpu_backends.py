@@ -1,0 +1,212 @@
+"""The CPU backends: OpenVINO and ONNX Runtime give torch's answer for every image, in order, a short
+last batch included; ONNX Runtime's int8 form is built once, cached, and its drift is measured."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import tests.plugins.tinycnn.plugin as tiny_plugin
+from modelzoo.artifacts import Artifacts
+from modelzoo.backends.base import BackendSettings, Batch
+from modelzoo.backends.onnxruntime import physical_cores
+from modelzoo.backends.openvino import OpenVinoSession
+from modelzoo.cache import Cache
+from modelzoo.errors import UserError
+from modelzoo.pipeline import RunOptions, run
+from modelzoo.plugins import get_plugin_manager
+from modelzoo.quantize import int8_agreement, int8_onnx
+from modelzoo.registry import Registry
+from modelzoo.weights import resolve_weights
+from tests.conftest import write_photo
+
+CPU_BACKENDS = ("onnxruntime", "openvino")
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    pm = get_plugin_manager(load_entrypoints=True)
+    pm.register(tiny_plugin)
+    return Registry(pm)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    model = tiny_plugin.build("standard")
+    tiny_plugin.init_random(model, 4)  # a seed whose predictions differ between inputs
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def tiny_artifacts(registry: Registry, weights, cache_root) -> Artifacts:
+    entry = registry.model("tinycnn")
+    return Artifacts(entry, resolve_weights(entry.manifest, weights), Cache(cache_root), quiet=True)
+
+
+def in_batches(data: np.ndarray, batch_size: int) -> list[Batch]:
+    return [Batch([f"img{i}" for i in range(s, min(s + batch_size, len(data)))], data[s:s + batch_size])
+            for s in range(0, len(data), batch_size)]
+
+
+def run_session(session, data: np.ndarray, batch_size: int) -> tuple[list[str], np.ndarray]:
+    names, outs = [], []
+    try:
+        for batch_names, out in session.run(in_batches(data, batch_size)):
+            assert len(out) == len(batch_names)
+            names += batch_names
+            outs.append(out)
+    finally:
+        session.close()
+    return names, np.concatenate(outs)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_logits_match_torch_image_by_image_in_order(registry, tiny_weights, tmp_path, backend):
+    artifacts = tiny_artifacts(registry, tiny_weights, tmp_path / "cache")
+    x = np.random.default_rng(0).standard_normal((11, 3, 32, 32)).astype(np.float32)  # 3+3+3+2
+    with torch.inference_mode():
+        reference = artifacts.torch_model()(torch.from_numpy(x)).numpy()
+    session = registry.backend(backend).open(artifacts, 3, BackendSettings(workdir=tmp_path))
+    names, got = run_session(session, x, 3)
+    assert names == [f"img{i}" for i in range(11)]
+    np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-4)
+    assert len(set(reference.argmax(1))) > 1  # rows that all look alike would prove nothing
+    assert session.images == 11 and session.throughput_fps() > 0
+
+
+class FakeRequest:
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+
+    def get_output_tensor(self, index: int) -> SimpleNamespace:
+        return SimpleNamespace(data=self.out)
+
+
+class FakeQueue:
+    """Stands in for AsyncInferQueue and finishes requests newest first, as a busy machine may."""
+
+    def __init__(self, compiled, jobs: int) -> None:
+        self.jobs, self.pending = jobs, []
+
+    def set_callback(self, callback) -> None:
+        self.callback = callback
+
+    def start_async(self, data: np.ndarray, seq: int) -> None:
+        if len(self.pending) == self.jobs:
+            self.wait_all()
+        self.pending.append((data * 10, seq))
+
+    def wait_all(self) -> None:
+        for out, seq in reversed(self.pending):
+            self.callback(FakeRequest(out), seq)
+        self.pending = []
+
+
+def test_openvino_yields_in_input_order_when_requests_finish_out_of_order(monkeypatch):
+    import openvino
+
+    monkeypatch.setattr(openvino, "AsyncInferQueue", FakeQueue)
+    compiled = SimpleNamespace(get_property=lambda name: 2)  # two requests
+    session = OpenVinoSession(compiled, static_batch=2)
+    x = np.arange(7, dtype=np.float32).reshape(7, 1)
+    names, got = run_session(session, x, 2)
+    assert names == [f"img{i}" for i in range(7)]
+    assert got.ravel().tolist() == [10 * i for i in range(7)]
+
+
+def test_the_pipeline_runs_openvino_like_torch(registry, tiny_weights, tmp_path):
+    data = tmp_path / "data"
+    (data / "pictures").mkdir(parents=True)
+    (data / "classes.txt").write_text("".join(f"pic{i}.png {i % 10}\n" for i in range(7)))
+    for i in range(7):
+        write_photo(data / "pictures" / f"pic{i}.png", (40 + i, 50), seed=i)
+    predictions = {}
+    for backend in ("openvino", "torch"):
+        report = run(registry, RunOptions(model="tinycnn", backend=backend, batch_size=3, data=data,
+                                          output=tmp_path / backend, weights=tiny_weights,
+                                          cache_dir=tmp_path / "cache", workers=0, quiet=True))
+        assert report["backend"] == backend and report["images"] == 7 and report["throughput_fps"] > 0
+        predictions[backend] = json.loads((tmp_path / backend / "predictions.json").read_text())
+    assert predictions["openvino"] == predictions["torch"]
+    assert len({p[0] for p in predictions["torch"].values()}) > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_lvvit_predictions_match_torch_on_spread_weights(registry, dataset_dir, spread_checkpoint, cache_dir,
+                                                         tmp_path, backend):
+    entry = registry.model("lvvit")
+    artifacts = Artifacts(entry, resolve_weights(entry.manifest, spread_checkpoint), Cache(cache_dir), quiet=True)
+    images = sorted((dataset_dir / "images").iterdir())
+    x = np.stack([entry.preprocess(p) for p in images])  # 6 images at bs 4: 4 + 2
+    with torch.inference_mode():
+        reference = artifacts.torch_model()(torch.from_numpy(x)).numpy()
+    session = registry.backend(backend).open(artifacts, 4, BackendSettings(workdir=tmp_path))
+    _, got = run_session(session, x, 4)
+    assert got.argmax(1).tolist() == reference.argmax(1).tolist()
+    assert len(set(reference.argmax(1))) > 1
+    np.testing.assert_allclose(got, reference, atol=1e-3)
+
+
+def test_auto_prefers_openvino_and_falls_back_without_it(registry, monkeypatch):
+    for backend in registry.backends.values():  # a host without an accelerator
+        if backend.name not in (*CPU_BACKENDS, "torch"):
+            monkeypatch.setattr(backend, "unavailable_reason", lambda: "no accelerator here")
+    assert registry.backend("auto").name == "openvino"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real_find_spec(name, *a))
+    assert "pip install openvino" in registry.backends["openvino"].unavailable_reason()
+    assert registry.backend("auto").name == "onnxruntime"
+
+
+def test_onnxruntime_uses_one_thread_per_available_core(registry, tiny_weights, tmp_path):
+    assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
+    session = registry.backend("onnxruntime").open(tiny_artifacts(registry, tiny_weights, tmp_path),
+                                                   2, BackendSettings(workdir=tmp_path))
+    options = session.session.get_session_options()
+    assert options.intra_op_num_threads == physical_cores() and options.inter_op_num_threads == 1
+
+
+def test_openvino_compiles_once_into_the_cache(registry, tiny_weights, tmp_path):
+    backend = registry.backend("openvino")
+    for loaded_from_cache in (False, True):
+        session = backend.open(tiny_artifacts(registry, tiny_weights, tmp_path), 2, BackendSettings(workdir=tmp_path))
+        assert session.compiled.get_property("LOADED_FROM_CACHE") is loaded_from_cache
+    assert list((tmp_path / "openvino").glob("*.blob"))
+
+
+def test_int8_runs_is_cached_and_its_drift_is_measured(registry, tiny_weights, tmp_path):
+    artifacts = tiny_artifacts(registry, tiny_weights, tmp_path)
+    session = registry.backend("onnxruntime").open(artifacts, 3, BackendSettings(workdir=tmp_path, precision="int8"))
+    path = int8_onnx(artifacts, 3)
+    assert artifacts.cache.reused[path.name] is True  # open() built it; asking again reuses it
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "DynamicQuantizeLinear" in ops and "ConvInteger" not in ops and "Conv" in ops  # only Gemm/MatMul
+    x = np.random.default_rng(1).standard_normal((7, 3, 32, 32)).astype(np.float32)
+    names, got = run_session(session, x, 3)
+    assert names == [f"img{i}" for i in range(7)] and got.shape == (7, 10)
+
+    agreement = session.int8_agreement
+    assert agreement["images"] == 9  # 8 asked for, in whole batches of 3
+    assert 0 < agreement["max_abs_diff"] < 1  # quantised for real, yet close
+    assert 0.99 < agreement["cosine"] <= 1 and 0.5 <= agreement["top1_agreement"] <= 1
+
+    again = tiny_artifacts(registry, tiny_weights, tmp_path)  # a later run: a fresh Cache object
+    assert int8_agreement(again, 3) == agreement
+    assert again.cache.reused[path.name] is True
+
+
+def test_int8_picks_a_backend_that_runs_it_and_refuses_one_that_does_not(registry):
+    assert registry.backend("auto", "int8").name == "onnxruntime"  # openvino ranks higher for fp32
+    assert registry.backend("auto").name == max(
+        (b for b in registry.backends.values() if b.unavailable_reason() is None), key=lambda b: b.priority).name
+    with pytest.raises(UserError, match=r"backend 'openvino' does not run int8 \(it runs fp32\); "
+                                        r"use --backend onnxruntime or --precision fp32"):
+        registry.backend("openvino", "int8")
