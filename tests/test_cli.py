@@ -205,3 +205,24 @@ def test_int8_run_reports_its_agreement_with_fp32(tmp_path, dataset_dir, spread_
     agreement = report["int8_agreement"]
     assert 0 <= agreement["top1_agreement"] <= 1 and 0 < agreement["cosine"] <= 1 + 1e-9
     assert "int8" in result.stdout and "agreement" in result.stdout
+
+
+class _Payload:
+    def __init__(self, target: str):
+        self.target = target
+
+    def __reduce__(self):
+        import os
+        return (os.mkdir, (self.target,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_by_the_cli(tmp_path, dataset_dir):
+    import torch
+
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "lvvit_s-26M-224-83.3.pth.tar"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "hook": _Payload(str(marker))}, evil)
+    line = error_line(run_cli("run", "lvvit", "--weights", str(evil), "--data", str(dataset_dir),
+                              "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")))
+    assert "not a plain checkpoint" in line and str(evil) in line
+    assert not marker.exists()

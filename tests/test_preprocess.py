@@ -307,3 +307,15 @@ def test_module_does_not_import_torch() -> None:
     code = "import sys, modelzoo_lvvit.preprocess; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_animated_gif_uses_its_first_frame(tmp_path: Path) -> None:
+    """convert('RGB') decodes the first frame only, as ModelZoo's script would."""
+    frames = [noise_rgb(300, 260, seed=20 + i).quantize(64) for i in range(3)]
+    path = tmp_path / "animated.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with Image.open(path) as image:
+        assert getattr(image, "n_frames", 1) == 3  # really animated
+    first = tmp_path / "first.png"
+    frames[0].convert("RGB").save(first)
+    np.testing.assert_array_equal(preprocess_image(path), preprocess_image(first))
