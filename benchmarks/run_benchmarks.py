@@ -59,6 +59,7 @@ def photographs(directory: Path, count: int) -> Path:
 
 def pure_inference(work: Path, rounds: int, iters: int) -> dict:
     figures: dict[tuple[str, str, int], list[float]] = {}
+    versions: dict[str, str] = {"python": sys.version.split()[0]}
     auto_name = None
     for round_index in range(rounds):
         for backend, precision in CELLS:
@@ -68,13 +69,14 @@ def pure_inference(work: Path, rounds: int, iters: int) -> dict:
                          "--warmup", "1", "--iters", str(iters), "--output", str(out),
                          "--cache-dir", str(work / "cache"), cwd=work)
                 data = json.loads((out / "bench.json").read_text())
+                versions.update(data["versions"])
                 row = data["rows"][0]
                 if backend == "auto":
                     auto_name = row["backend"]
                 figures.setdefault((backend, precision, bs), []).append(row["fps_median"])
                 print(f"round {round_index + 1}: {backend} {precision} bs{bs}: {row['fps_median']:.2f} img/s",
                       flush=True)
-    return {"auto_is": auto_name, "host": data["host"], "versions": data["versions"],
+    return {"auto_is": auto_name, "host": data["host"], "versions": versions,
             "cells": {f"{b} {p} bs{bs}": {"rounds": v, "median": statistics.median(v)}
                       for (b, p, bs), v in figures.items()}}
 
