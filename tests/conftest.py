@@ -107,3 +107,38 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "modelzoo", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The tiny test plugin's layout: DIR/pictures/*.png and DIR/classes.txt, seven pictures."""
+    data = tmp_path_factory.mktemp("tiny-data")
+    (data / "pictures").mkdir()
+    for i in range(7):
+        write_photo(data / "pictures" / f"pic{i}.png", (40 + 3 * i, 50), seed=i)
+    (data / "classes.txt").write_text("".join(f"pic{i}.png {i % 10}\n" for i in range(7)))
+    return data
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """tinycnn weights whose predictions differ between the tiny pictures."""
+    import tests.plugins.tinycnn.plugin as tiny_plugin
+
+    model = tiny_plugin.build("standard")
+    tiny_plugin.init_random(model, 4)
+    path = tmp_path_factory.mktemp("tiny-weights") / "tiny.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_registry():
+    """Built-in backends plus the tiny plugin, and nothing installed."""
+    import tests.plugins.tinycnn.plugin as tiny_plugin
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tiny_plugin)
+    return Registry(pm)

@@ -36,15 +36,6 @@ def registry() -> Registry:
     return Registry(pm)
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    model = tiny_plugin.build("standard")
-    tiny_plugin.init_random(model, 4)  # a seed whose predictions differ between inputs
-    path = tmp_path_factory.mktemp("tiny") / "tiny.pth"
-    torch.save(model.state_dict(), path)
-    return path
-
-
 def tiny_artifacts(registry: Registry, weights, cache_root) -> Artifacts:
     entry = registry.model("tinycnn")
     return Artifacts(entry, resolve_weights(entry.manifest, weights), Cache(cache_root), quiet=True)

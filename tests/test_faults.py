@@ -7,34 +7,19 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
-import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo import resume
 from modelzoo.data import find_images
 from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_bytes
 from modelzoo.pipeline import RunOptions, run
-from modelzoo.plugins import get_plugin_manager
-from modelzoo.registry import Registry
 from modelzoo_lvvit.preprocess import preprocess_image
 from tests.conftest import write_photo
 
 
 @pytest.fixture
-def tiny(tmp_path):
-    """The tiny plugin's registry, seven pictures, and weights that tell them apart."""
-    data = tmp_path / "data"
-    (data / "pictures").mkdir(parents=True)
-    for i in range(7):
-        write_photo(data / "pictures" / f"pic{i}.png", (40 + i, 50), seed=i)
-    (data / "classes.txt").write_text("".join(f"pic{i}.png {i % 10}\n" for i in range(7)))
-    model = tiny_plugin.build("standard")
-    tiny_plugin.init_random(model, 4)
-    torch.save(model.state_dict(), tmp_path / "tiny.pth")
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(tiny_plugin)
-    return Registry(pm), data, tmp_path / "tiny.pth"
+def tiny(tiny_registry, tiny_data, tiny_weights):
+    return tiny_registry, tiny_data, tiny_weights
 
 
 def options(data: Path, weights: Path, output: Path, cache: Path) -> RunOptions:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
+from pathlib import Path
 
 import pluggy
 import pytest
@@ -18,7 +20,7 @@ from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.testing.mock import ContractError, MockRunner
-from tests.conftest import write_photo
+from tests.conftest import run_cli
 
 
 def test_builtins_register_like_external_plugins_and_entry_points_can_be_switched_off(monkeypatch):
@@ -138,27 +140,13 @@ def test_two_plugins_registering_one_name_is_one_clear_line():
         Registry(pm)
 
 
-def test_a_second_model_runs_through_the_unchanged_runner(tmp_path):
+def test_a_second_model_runs_through_the_unchanged_runner(tmp_path, tiny_registry, tiny_data, tiny_weights):
     """tinycnn knows only the public plugin API; the whole pipeline runs it on two backends."""
-    data = tmp_path / "data"
-    (data / "pictures").mkdir(parents=True)
-    lines = []
-    for i in range(7):
-        write_photo(data / "pictures" / f"pic{i}.png", (40 + i, 50), seed=i)
-        lines.append(f"pic{i}.png {i % 10}\n")
-    (data / "classes.txt").write_text("".join(lines))
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(tiny_plugin)
-    registry = Registry(pm)
-    model = tiny_plugin.build("standard")
-    tiny_plugin.init_random(model, 4)  # a seed whose predictions differ between these pictures
-    torch.save(model.state_dict(), tmp_path / "tiny.pth")
     reports = {}
     for backend in ("onnxruntime", "torch"):
-        reports[backend] = run(registry, RunOptions(
-            model="tinycnn", backend=backend, batch_size=3, data=data, output=tmp_path / backend,
-            weights=tmp_path / "tiny.pth",
-            cache_dir=tmp_path / "cache", workers=0, quiet=True))
+        reports[backend] = run(tiny_registry, RunOptions(
+            model="tinycnn", backend=backend, batch_size=3, data=tiny_data, output=tmp_path / backend,
+            weights=tiny_weights, cache_dir=tmp_path / "cache", workers=0, quiet=True))
     ort, ref = reports["onnxruntime"], reports["torch"]
     assert ort["images"] == ref["images"] == 7
     assert ort["parity"]["max_abs_diff"] < 1e-4
@@ -168,24 +156,23 @@ def test_a_second_model_runs_through_the_unchanged_runner(tmp_path):
     assert ort["top1"] == ref["top1"]
 
 
+def list_with_installed_plugin(site: Path, dist: str, entry: str):
+    """`modelzoo list` with one more plugin installed: a dist-info whose entry point is `entry`."""
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[modelzoo]\n{entry}\n")
+    return run_cli("list", env={"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])})
+
+
 def test_a_plugin_whose_hook_raises_is_named_with_its_traceback(tmp_path):
     """The runner names the plugin and the hook, and shows the traceback without --debug."""
-    package = tmp_path / "raising_plugin"
-    package.mkdir()
-    (package / "__init__.py").write_text(
+    (tmp_path / "raising_plugin.py").write_text(
         "from modelzoo.hookspecs import hookimpl\n\n"
         "@hookimpl\n"
         "def modelzoo_register_backends(register):\n"
         "    raise RuntimeError('backend table is corrupt')\n")
-    dist = tmp_path / "raising_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: raising-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[modelzoo]\nraiser = raising_plugin\n")
-    import os
-
-    from tests.conftest import run_cli
-
-    result = run_cli("list", env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])})
+    result = list_with_installed_plugin(tmp_path, "raising_plugin", "raiser = raising_plugin")
     assert result.returncode == 2
     assert "Traceback" in result.stderr and "backend table is corrupt" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -193,14 +180,6 @@ def test_a_plugin_whose_hook_raises_is_named_with_its_traceback(tmp_path):
 
 
 def test_an_installed_plugin_that_fails_to_import_is_named(tmp_path):
-    dist = tmp_path / "broken_plugin-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[modelzoo]\nbroken = no_such_module_here\n")
-    import os
-
-    from tests.conftest import run_cli
-
-    result = run_cli("list", env={"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])})
+    result = list_with_installed_plugin(tmp_path, "broken_plugin", "broken = no_such_module_here")
     assert result.returncode == 2
     assert "error: installed plugin 'broken' (no_such_module_here) failed to load: ModuleNotFoundError" in result.stderr

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.artifacts import Artifacts
@@ -14,27 +13,14 @@ from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.metrics import top5
 from modelzoo.pipeline import RunOptions, run
-from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.stream import Preprocessor
 from modelzoo.weights import resolve_weights
-from tests.conftest import write_photo
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stream")
-    data = root / "data"
-    (data / "pictures").mkdir(parents=True)
-    for i in range(11):
-        write_photo(data / "pictures" / f"pic{i:02d}.png", (40 + 3 * i, 50), seed=i)
-    (data / "classes.txt").write_text("".join(f"pic{i:02d}.png {i % 10}\n" for i in range(11)))
-    model = tiny_plugin.build("standard")
-    tiny_plugin.init_random(model, 4)
-    torch.save(model.state_dict(), root / "tiny.pth")
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(tiny_plugin)
-    return Registry(pm), data, root
+def setup(tmp_path_factory, tiny_registry, tiny_data, tiny_weights):
+    return tiny_registry, tiny_data, tiny_weights, tmp_path_factory.mktemp("stream")
 
 
 def sequential(registry: Registry, backend_name: str, data: Path, weights: Path, cache: Path, bs: int) -> dict:
@@ -57,14 +43,12 @@ def sequential(registry: Registry, backend_name: str, data: Path, weights: Path,
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_streaming_gives_exactly_the_sequential_predictions(setup, backend):
-    registry, data, root = setup
-    if registry.backends[backend].unavailable_reason():
-        pytest.skip(registry.backends[backend].unavailable_reason())
+    registry, data, weights, root = setup
     out = root / f"out-{backend}"
-    run(registry, RunOptions(model="tinycnn", backend=backend, batch_size=4, data=data, weights=root / "tiny.pth",
+    run(registry, RunOptions(model="tinycnn", backend=backend, batch_size=4, data=data, weights=weights,
                              output=out, cache_dir=root / "cache", workers=2, quiet=True))
     streamed = json.loads((out / "predictions.json").read_text())
-    expected = sequential(registry, backend, data, root / "tiny.pth", root / "cache", 4)
+    expected = sequential(registry, backend, data, weights, root / "cache", 4)
     assert streamed == expected
     assert list(streamed) == sorted(streamed)  # in image order
     assert len({p[0] for p in streamed.values()}) > 1
