@@ -1,0 +1,49 @@
+"""`modelzoo ci`: find every model plugin under some directories (plus the installed ones) and check it.
+
+Per model, four checks: the manifest validates, the hooks keep the contract (the mock runner), the
+model exports to ONNX with parity against torch, and a few demo images run through the best backend
+here. Results: junit.xml (for CI systems), ci.json, and a ModelZoo-style modelzoo_level.txt per
+model. A broken plugin fails its own model with a one-line reason; the other models still run.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from modelzoo.cache import Cache
+from modelzoo.errors import UserError
+from modelzoo.zoo_ci.checks import check_model
+from modelzoo.zoo_ci.discovery import MANIFEST_NAME, discover, find_manifests
+from modelzoo.zoo_ci.reports import print_summary, write_results
+
+__all__ = ["find_manifests", "run_ci"]
+
+log = logging.getLogger(__name__)
+
+
+def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet: bool = False,
+           cache_dir: Path | None = None) -> int:
+    """Check every model found; write junit.xml, ci.json and MODEL/modelzoo_level.txt into `output`.
+
+    Returns the exit code: 0 when every model passed, 1 otherwise. An empty `paths` checks the
+    installed (entry point) plugins only. The artifact cache defaults to OUTPUT/cache.
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    cache = Cache(cache_dir or output / "cache")
+    saved_path = list(sys.path)
+    try:
+        results, registry = discover(list(paths), load_entrypoints)
+        if not results:
+            raise UserError(f"no model plugins found under {', '.join(map(str, paths)) or 'the installed plugins'}; "
+                            f"pass directories that hold {MANIFEST_NAME} files")
+        log.info("found %d models: %s", len(results), ", ".join(results))
+        for result in results.values():
+            check_model(result, registry, output, cache, quiet)
+    finally:
+        sys.path[:] = saved_path  # tree plugins were importable for the run only
+    write_results(results, output, list(paths), time.perf_counter() - started)
+    print_summary(results, output)
+    return 0 if all(r.passed for r in results.values()) else 1
