@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import platform
 import sys
@@ -70,9 +71,8 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     dataset = resolve_dataset(manifest, opts.data, opts.labels, entry.demo_data, opts.limit)
     output = opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}"
     report_path = Path(output) / "report.json"
-    _check_writable(Path(output))
-
     weights = resolve_weights(manifest, opts.weights)
+    _check_writable(Path(output))
     if weights.random:
         print(RANDOM_BANNER.format(name=manifest.name, file=manifest.weights["file"], dir=weights_dir()),
               file=sys.stderr)
@@ -93,7 +93,10 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     todo = [p for p in dataset.images if image_key(p.name) not in results.done]
     if opts.resume and len(todo) == len(dataset.images):
         raise UserError(f"nothing to resume in {output}: no results of an earlier run; drop --resume")
-    if len(todo) < len(dataset.images):
+    if not todo:
+        log.info("all %d images are already done in %s; pass --fresh to run them again",
+                 len(dataset.images), results.path)
+    elif len(todo) < len(dataset.images):
         log.info("resuming: %d of %d images already done in %s", len(dataset.images) - len(todo),
                  len(dataset.images), results.path)
 
@@ -105,12 +108,14 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         session = backend.open(artifacts, opts.batch_size, settings) if todo else None
         stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
         loop_start = time.perf_counter()
+        inferred = 0
         if session is not None:
-            _infer(session, batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped),
+            inferred = _infer(session, batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped),
                    len(todo), opts, results, first_result=lambda: stages.setdefault(
                        "first_result_after_start", time.perf_counter() - run_start))
         stages["preprocess_and_infer"] = time.perf_counter() - loop_start
 
+    previous = {} if session else _previous_report(report_path)
     post_start = time.perf_counter()
     order = [image_key(p.name) for p in dataset.images]
     predictions = {k: results.predictions[k] for k in order if k in results.predictions}
@@ -125,8 +130,9 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "skipped": results.skipped,
         "top1": scores["top1"],
         "top5": scores["top5"],
-        "throughput_fps": session.throughput_fps() if session else None,
-        "e2e_fps": (len(todo) - len(results.skipped)) / stages["preprocess_and_infer"] if session else None,
+        # Figures of this process; a rerun with nothing left to do keeps those of the run that did it.
+        "throughput_fps": session.throughput_fps() if session else previous.get("throughput_fps"),
+        "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else previous.get("e2e_fps"),
         "parity": artifacts.parity,
         "int8_agreement": session.int8_agreement if session else None,
         "weights": weights.to_report(),
@@ -144,8 +150,10 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     return report
 
 
-def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, first_result) -> None:
-    """Run the batches through the session, each batch's results made durable before the next."""
+def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, first_result) -> int:
+    """Run the batches through the session, each batch's results made durable before the next;
+    returns how many images it inferred."""
+    inferred = 0
     with tqdm(total=count, desc="infer", unit="img", disable=_quiet(opts)) as bar:
         try:
             for names, scores in session.run(stream):
@@ -154,11 +162,20 @@ def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, fi
                 results.add_batch(list(names), best,
                                   [[float(row[c]) for c in classes] for row, classes in zip(scores, best)])
                 bar.update(len(names))
+                inferred += len(names)
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted: results of {len(results.predictions)} images are safe in "
                               f"{results.path}; rerun the same command to resume") from None
         finally:
             session.close()
+    return inferred
+
+
+def _previous_report(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def peak_rss_mb() -> float:

@@ -113,7 +113,8 @@ def test_a_truncated_image_stops_the_run_or_is_skipped(tmp_path, dataset_dir, sp
 
 
 def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
-    assert "does not exist" in error_line(run_cli("run", "lvvit", "--weights", str(tmp_path / "none.pth")))
+    missing = run_cli("run", "lvvit", "--weights", str(tmp_path / "none.pth"), cwd=tmp_path)
+    assert "does not exist" in error_line(missing)
     assert "unknown model 'resnet'" in error_line(run_cli("run", "resnet"))
     assert "unknown backend" in error_line(run_cli("run", "lvvit", "--backend", "tpu", "--data", str(dataset_dir)))
     assert "label file" in error_line(run_cli("run", "lvvit", "--data", str(dataset_dir / "images")))

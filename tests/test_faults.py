@@ -91,3 +91,14 @@ def test_symlinks_in_the_data_are_followed_and_dangling_ones_fail_loudly(tmp_pat
     with pytest.raises(UserError) as info:
         preprocess_image(images[1])
     assert "\n" not in str(info.value) and "b.JPEG" in str(info.value)
+
+
+def test_a_rerun_with_nothing_left_keeps_the_figures_it_cannot_measure(tiny, tmp_path, caplog):
+    registry, data, weights = tiny
+    first = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
+    with caplog.at_level("INFO"):
+        again = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
+    assert "all 7 images are already done" in caplog.text and "--fresh" in caplog.text
+    assert again["resumed_images"] == 7
+    assert (again["throughput_fps"], again["e2e_fps"]) == (first["throughput_fps"], first["e2e_fps"])
+    assert (again["top1"], again["images"]) == (first["top1"], first["images"])
