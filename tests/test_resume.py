@@ -19,10 +19,41 @@ pytestmark = pytest.mark.slow
 TIMING_KEYS = {"throughput_fps", "e2e_fps", "stages_s", "peak_rss_mb", "created", "resumed_images"}
 
 
-def command(dataset_dir: Path, weights: Path, output: Path, *extra: str) -> list[str]:
-    # torch backend at batch size 1: several slow-enough batches to stop a run in the middle of.
-    return ["run", "lvvit", "--bs", "1", "--backend", "torch", "--workers", "0", "--data", str(dataset_dir),
+def command(dataset_dir: Path, weights: Path, output: Path, *extra: str, backend: str = "torch") -> list[str]:
+    # Batch size 1: many batches to stop a run in the middle of.
+    return ["run", "lvvit", "--bs", "1", "--backend", backend, "--workers", "0", "--data", str(dataset_dir),
             "--weights", str(weights), "--output", str(output), *extra]
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory, dataset_dir) -> Path:
+    """The six test photographs four times over under other names: a run long enough to stop
+    in the middle even on a fast backend."""
+    root = tmp_path_factory.mktemp("many")
+    (root / "images").mkdir()
+    lines = []
+    for copy in range(4):
+        for i, image in enumerate(sorted((dataset_dir / "images").iterdir())):
+            name = f"copy{copy}_{image.name}"
+            (root / "images" / name).write_bytes(image.read_bytes())
+            lines.append(f"{name} {(copy * 6 + i) * 37 % 1000}\n")
+    (root / "val_label.txt").write_text("".join(lines))
+    return root
+
+
+def test_onnxruntime_killed_mid_run_resumes_to_the_uninterrupted_report(tmp_path, many_images, spread_checkpoint,
+                                                                      cache_dir):
+    def args(output: Path) -> list[str]:
+        return command(many_images, spread_checkpoint, output, "--cache-dir", str(cache_dir), backend="onnxruntime")
+
+    reference = run_cli(*args(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    stopped = start_and_stop_after_one_batch(args(tmp_path / "run"), tmp_path / "run", signal.SIGKILL)
+    assert stopped.returncode == -signal.SIGKILL
+    assert 1 <= done_images(tmp_path / "run") < 24
+    resumed = run_cli(*args(tmp_path / "run"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert comparable(tmp_path / "run") == comparable(tmp_path / "reference")
 
 
 def comparable(output: Path) -> tuple[dict, dict]:
