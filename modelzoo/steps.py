@@ -1,6 +1,7 @@
 """The pipeline steps that the CLI can also run alone, as ModelZoo's separate scripts do."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
@@ -54,10 +55,15 @@ def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: in
     artifacts = Artifacts(entry, resolve_weights(entry.manifest, weights),
                           Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify, quiet, upstream)
     cached = artifacts.onnx(batch_size)
-    output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
-    shutil.copyfile(cached, tmp)
-    tmp.replace(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, tmp)
+        tmp.replace(output)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UserError(f"cannot write {output}: {exc.strerror}; choose another --output") from None
     return output, artifacts.parity
 
 

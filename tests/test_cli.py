@@ -227,3 +227,11 @@ def test_a_checkpoint_that_would_run_code_is_refused_by_the_cli(tmp_path, datase
                               "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")))
     assert "not a plain checkpoint" in line and str(evil) in line
     assert not marker.exists()
+
+
+def test_export_to_an_unwritable_place_is_one_line(tmp_path, spread_checkpoint, cache_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    line = error_line(run_cli("export", "lvvit", "--weights", str(spread_checkpoint), "--bs", "1",
+                              "--output", str(blocker / "x.onnx"), "--cache-dir", str(cache_dir)))
+    assert str(blocker / "x.onnx") in line and "--output" in line
