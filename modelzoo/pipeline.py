@@ -115,7 +115,13 @@ def run(registry: Registry, opts: RunOptions) -> dict:
                        "first_result_after_start", time.perf_counter() - run_start))
         stages["preprocess_and_infer"] = time.perf_counter() - loop_start
 
-    previous = {} if session else _previous_report(report_path)
+    if session is not None:
+        measured = {"throughput_fps": session.throughput_fps(),
+                    "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
+                    "parity": artifacts.parity, "int8_agreement": session.int8_agreement}
+    else:  # nothing left to run: keep what the run that did the work measured
+        previous = _previous_report(report_path)
+        measured = {key: previous.get(key) for key in ("throughput_fps", "e2e_fps", "parity", "int8_agreement")}
     post_start = time.perf_counter()
     order = [image_key(p.name) for p in dataset.images]
     predictions = {k: results.predictions[k] for k in order if k in results.predictions}
@@ -130,11 +136,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "skipped": results.skipped,
         "top1": scores["top1"],
         "top5": scores["top5"],
-        # Figures of this process; a rerun with nothing left to do keeps those of the run that did it.
-        "throughput_fps": session.throughput_fps() if session else previous.get("throughput_fps"),
-        "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else previous.get("e2e_fps"),
-        "parity": artifacts.parity,
-        "int8_agreement": session.int8_agreement if session else None,
+        **measured,
         "weights": weights.to_report(),
         "data": dataset.to_report(),
         "expected_top1": manifest.expected["top1"],
