@@ -104,7 +104,7 @@ class AisFilesSession(Session):
     # The pipeline streams batches; ais_bench wants files, so the base class's per-batch
     # padding is not used: ais_bench pads the last batch itself and writes no padding output.
     def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], np.ndarray]]:
-        from modelzoo.steps import write_bin  # imports torch: not at plugin load time
+        from modelzoo.steps import write_bin  # the steps module pulls in the pipeline: not at plugin load
 
         previous = self._read_state()
         existing = self._results(drop_damaged=True)
