@@ -1,102 +1,126 @@
-"""`modelzoo bench`: pure-inference throughput per backend and batch size, the seed's table.
+"""`modelzoo bench`: pure-inference throughput per backend, precision and batch size.
 
-Each backend measures itself (Backend.benchmark): CPU backends time a stream of identical batches,
-the ascend backend reports what ais_bench measured on the chip. Results go to bench.json,
-bench.md and bench.png, labelled with the host and the library versions they came from.
+Each backend measures itself (Backend.benchmark): CPU backends run a stream of identical batches
+and count images completed over the wall time of the steady state, with per-batch latency
+percentiles; the ascend backend reports what ais_bench measured on the chip. Results go to
+bench.json, bench.md and bench.png, labelled with the host (CPU model, ISA flags) and versions.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
-import platform
 from pathlib import Path
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
+from modelzoo.host import host_description, isa_line
+from modelzoo.precision import runnable_here
 from modelzoo.registry import Registry
 from modelzoo.weights import resolve_weights
 
 log = logging.getLogger(__name__)
 
 
-def host_description() -> dict[str, str | int]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model, "cpus": cpus or 1, "system": f"{platform.system()} {platform.release()}"}
+def cells(registry: Registry, backends: list[str], precisions: tuple[str, ...] | None
+          ) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """(backend, precision) pairs to measure, and those left out with the reason.
+
+    `precisions` None means all that each backend runs here. A single backend and precision that
+    cannot run is the registry's one-line error; in a larger table such a cell is only skipped.
+    """
+    if precisions is not None and len(backends) == 1 and len(precisions) == 1:
+        registry.backend(backends[0], precisions[0])
+    chosen, skipped = [], []
+    for name in backends:
+        backend = registry.backend(name)
+        wanted = precisions or tuple(p for p in runnable_here(backend) if p != "auto")
+        for precision in wanted:
+            problem = backend.precision_problem(precision)
+            if problem:
+                skipped.append({"backend": name, "precision": precision, "reason": problem})
+            else:
+                chosen.append((name, precision))
+    return chosen, skipped
 
 
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
-          settings: BackendSettings | None = None) -> dict:
+          settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",)) -> dict:
     entry = registry.model(model)
-    chosen = [registry.backend(name) for name in backends]
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
     cache = Cache(cache_dir)
     settings = settings or BackendSettings(workdir=output)
+    chosen, skipped = cells(registry, backends, precisions)
     rows = []
-    for backend in chosen:
+    for name, precision in chosen:
+        backend = registry.backend(name)
         artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True)
         for bs in batch_sizes:
-            log.info("bench %s bs%d: %d warm-up + %d timed iterations", backend.name, bs, warmup, iters)
-            figures = backend.benchmark(artifacts, bs, settings, warmup, iters)
-            rows.append({"backend": backend.name, "batch_size": bs, **figures})
-            log.info("bench %s bs%d: %.2f img/s", backend.name, bs, figures["fps_median"])
+            log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
+            figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
+                                        warmup, iters)
+            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures})
+            log.info("bench %s %s bs%d: %.2f img/s", name, figures["precision"], bs, figures["fps"])
     versions = {}
-    for backend in chosen:
-        versions.update(backend.versions())
+    for name in dict.fromkeys(n for n, _ in chosen):
+        versions.update(registry.backend(name).versions())
     result = {
-        "model": model, "precision": settings.precision, "host": host_description(), "versions": versions,
-        "warmup": warmup,
-        "iters": iters, "rows": rows,
+        "model": model, "host": host_description(), "versions": versions, "warmup": warmup, "iters": iters,
+        "rows": rows, "skipped": skipped,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_json(output / "bench.json", result)
     atomic_write_bytes(output / "bench.md", markdown(result).encode())
-    plot(result, output / "bench.png")
+    if rows:
+        plot(result, output / "bench.png")
     return result
 
 
-def best_rows(result: dict) -> set[tuple[str, int]]:
-    """(backend, batch size) of each backend's fastest batch size."""
-    best: dict[str, dict] = {}
+def best_rows(result: dict) -> set[tuple[str, str, int]]:
+    """(backend, precision, batch size) of each backend and precision's fastest batch size."""
+    best: dict[tuple[str, str], dict] = {}
     for row in result["rows"]:
-        if row["backend"] not in best or row["fps_median"] > best[row["backend"]]["fps_median"]:
-            best[row["backend"]] = row
-    return {(r["backend"], r["batch_size"]) for r in best.values()}
+        key = (row["backend"], row["precision"])
+        if key not in best or row["fps"] > best[key]["fps"]:
+            best[key] = row
+    return {(r["backend"], r["precision"], r["batch_size"]) for r in best.values()}
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
 
 
 def markdown(result: dict) -> str:
     host = result["host"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(result["versions"].items()))
-    fastest = max(r["fps_median"] for r in result["rows"])
     lines = [
-        f"# {result['model']}: pure inference throughput ({result['precision']})",
+        f"# {result['model']}: pure inference throughput",
         "",
-        f"Host: {host['cpu']}, {host['cpus']} CPUs, {host['system']}. Versions: {versions}.",
-        f"{result['warmup']} warm-up and {result['iters']} timed iterations per cell; median, min and max "
-        "images/s; * marks each backend's best batch size; ratio is to the fastest cell.",
+        f"Host: {host['cpu']}, {host['cpus']} CPUs, {host['system']}; ISA: {isa_line(host)}. Versions: {versions}.",
+        f"{result['warmup']} warm-up and {result['iters']} timed batches per cell. img/s: images completed "
+        "over the wall time of the timed batches; latency: per batch, ms; * marks the best batch size of "
+        "each backend and precision; ratio is to the fastest cell.",
         "",
-        "| chip/host | backend | batch size | fps (median) | min | max | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| chip/host | backend | precision | batch size | img/s | latency p50 | p90 | p99 | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     best = best_rows(result)
-    chip = {r["backend"]: r.get("chip") for r in result["rows"]}
+    fastest = max((r["fps"] for r in result["rows"]), default=0.0)
     for row in result["rows"]:
-        mark = " *" if (row["backend"], row["batch_size"]) in best else ""
-        where = chip[row["backend"]] or f"{host['cpus']}-CPU host"
-        lines.append(f"| {where} | {row['backend']} | {row['batch_size']}{mark} | {row['fps_median']:.2f} | "
-                     f"{row['fps_min']:.2f} | {row['fps_max']:.2f} | {row['fps_median'] / fastest:.2f} |")
+        mark = " *" if (row["backend"], row["precision"], row["batch_size"]) in best else ""
+        where = row.get("chip") or f"{host['cpus']}-CPU host"
+        asked = "" if row["precision_requested"] in (row["precision"], "auto") else f" (asked {row['precision_requested']})"
+        auto = " (auto)" if row["precision_requested"] == "auto" else ""
+        lines.append(f"| {where} | {row['backend']} | {row['precision']}{auto}{asked} | {row['batch_size']}{mark} | "
+                     f"{row['fps']:.2f} | {_ms(row['latency_ms_p50'])} | {_ms(row['latency_ms_p90'])} | "
+                     f"{_ms(row['latency_ms_p99'])} | {row['fps'] / fastest:.2f} |")
+    for cell in result["skipped"]:
+        lines.append(f"\nNot measured: {cell['backend']} {cell['precision']}: {cell['reason']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -107,16 +131,16 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    for backend in dict.fromkeys(r["backend"] for r in result["rows"]):
-        rows = [r for r in result["rows"] if r["backend"] == backend]
-        axes.plot([r["batch_size"] for r in rows], [r["fps_median"] for r in rows], marker="o", label=backend)
+    for key in dict.fromkeys((r["backend"], r["precision"]) for r in result["rows"]):
+        rows = [r for r in result["rows"] if (r["backend"], r["precision"]) == key]
+        axes.plot([r["batch_size"] for r in rows], [r["fps"] for r in rows], marker="o", label=" ".join(key))
     sizes = sorted({r["batch_size"] for r in result["rows"]})
     axes.set_xscale("log", base=2)
     axes.set_xticks(sizes, [str(b) for b in sizes])
     axes.minorticks_off()
     axes.set_xlabel("batch size")
-    axes.set_ylabel("images/s (median)")
-    axes.set_title(f"{result['model']} on {result['host']['cpu']}", fontsize=9)
+    axes.set_ylabel("images/s")
+    axes.set_title(f"{result['model']} on {result['host']['cpu']} ({isa_line(result['host'])})", fontsize=8)
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()

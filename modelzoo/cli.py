@@ -9,6 +9,7 @@ from pathlib import Path
 
 from modelzoo import __version__
 from modelzoo.errors import PluginError, UserError
+from modelzoo.precision import PRECISIONS
 
 log = logging.getLogger("modelzoo")
 
@@ -72,8 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "0 = in the main process)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     _model_source_args(p)
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="int8: dynamic quantisation on CPU backends that support it (default fp32)")
+    _precision_args(p)
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --output (also the default on a rerun)")
@@ -121,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="1,4,8", help="batch sizes (default 1,4,8,16,32,64)")
     p.add_argument("--backend", default="auto", help="backend(s), comma-separated (default auto)")
     p.add_argument("--compare", action="store_true", help="add the torch eager reference")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="as for run (default fp32)")
+    p.add_argument("--precision", default="auto", metavar="auto|fp32,bf16,int8|all",
+                   help="precision(s), comma-separated, or all that each backend runs here (default auto)")
+    p.add_argument("--calibration", type=int, default=300, metavar="N",
+                   help="int8: calibration images (default 300)")
+    p.add_argument("--calibration-data", type=Path, metavar="DIR",
+                   help="int8: calibrate on these images (default: the demo set)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--iters", "--loop", dest="iters", type=int, default=10,
                    help="timed iterations (default 10)")
@@ -139,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/ci"),
                    help="where junit.xml, ci.json and MODEL/modelzoo_level.txt go (default ./modelzoo-out/ci)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default OUTPUT/cache)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="precision of the smoke runs (default auto)")
 
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
@@ -150,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copy this local checkout instead of cloning (offline)")
     p.add_argument("--dest", type=Path, help="where to put it (default $MODELZOO_HOME/sources/MODEL)")
     return parser
+
+
+def _precision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): the backend's native fast precision here (OpenVINO: bf16 on CPUs "
+                        "with avx512_bf16/amx, else fp32; Ascend: fp16); fp32 exact; int8 quantised")
+    p.add_argument("--calibration", type=int, default=300, metavar="N",
+                   help="int8: calibration images taken from --data (default 300)")
+    p.add_argument("--calibration-data", type=Path, metavar="DIR",
+                   help="int8: calibrate on these images instead, never the ones being scored")
+    p.add_argument("--agreement-samples", type=int, default=64, metavar="N",
+                   help="reduced precisions: compare the first N images with fp32 torch (default 64, 0: off)")
 
 
 def _model_source_args(p: argparse.ArgumentParser) -> None:
@@ -230,7 +249,9 @@ def cmd_run(args) -> None:
         cache_dir=args.cache_dir, skip_invalid=args.skip_invalid, workers=args.workers,
         simplify=not args.no_simplify, quiet=args.quiet, device=args.device,
         soc_version=args.soc_version, dynamic_batch=args.dynamic_batch, io=args.io,
-        keep_bin=args.keep_bin, precision=args.precision, fresh=args.fresh, resume=args.resume,
+        keep_bin=args.keep_bin, precision=args.precision, calibration=args.calibration,
+        calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
+        fresh=args.fresh, resume=args.resume,
         model_source=args.model_source, source_dir=args.source_dir))
     print_report(report)
 
@@ -272,18 +293,29 @@ def cmd_postprocess(args) -> None:
 def cmd_bench(args) -> None:
     from modelzoo.backends.base import BackendSettings
     from modelzoo.bench import bench, markdown
+    from modelzoo.calibration import choose_calibration
     from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT
+    from modelzoo.precision import parse_precisions
 
     if args.iters < 1 or args.warmup < 0:
         raise UserError("--iters must be at least 1 and --warmup at least 0")
     registry = _registry()
-    backends = [registry.backend(name, args.precision).name for name in args.backend.split(",")]
+    precisions = None if args.precision == "all" else parse_precisions(args.precision)
+    # auto is resolved per precision: the best available backend that runs the first one asked for
+    backends = [registry.backend(name, (precisions or ("auto",))[0]).name for name in args.backend.split(",")]
     if args.compare and "torch" not in backends:
         backends.append("torch")
+    calibration = None
+    if precisions is None or "int8" in precisions:
+        entry = registry.model(args.model)
+        data_root = args.calibration_data or entry.demo_data
+        if data_root is not None:
+            calibration = choose_calibration(entry.manifest, entry.preprocess, args.calibration,
+                                             args.calibration_data, data_root, args.calibration_data is None)
     settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version,
-                               precision=args.precision)
+                               calibration=calibration)
     result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
-                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings)
+                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions)
     print(markdown(result))
     print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
 
@@ -291,7 +323,7 @@ def cmd_bench(args) -> None:
 def cmd_ci(args) -> int:
     from modelzoo.zoo_ci import run_ci
 
-    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir)
+    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir, precision=args.precision)
 
 
 def cmd_fetch(args) -> None:

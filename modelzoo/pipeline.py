@@ -14,12 +14,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from modelzoo import __version__
+from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, on_parity_inputs
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
+from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
 from modelzoo.data import resolve_dataset
 from modelzoo.errors import Interrupted, UserError
 from modelzoo.fileio import atomic_write_json
+from modelzoo.host import host_description
 from modelzoo.labels import image_key
 from modelzoo.metrics import accuracy, top5
 from modelzoo.registry import Registry
@@ -53,7 +56,10 @@ class RunOptions:
     dynamic_batch: tuple[int, ...] | None = None
     io: str = "auto"
     keep_bin: bool = False
-    precision: str = "fp32"
+    precision: str = "auto"
+    calibration: int = DEFAULT_IMAGES           # images for static int8
+    calibration_data: Path | None = None        # calibrate on these, never the scored ones
+    agreement_samples: int = DEFAULT_SAMPLES    # first images compared with fp32 torch
     fresh: bool = False
     resume: bool = False
     model_source: str = "builtin"
@@ -66,7 +72,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     if opts.batch_size < 1:
         raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
     entry = registry.model(opts.model)
-    backend = registry.backend(opts.backend, opts.precision)
+    backend, backend_choice = registry.choose_backend(opts.backend, opts.precision)
     manifest = entry.manifest
     dataset = resolve_dataset(manifest, opts.data, opts.labels, entry.demo_data, opts.limit)
     output = opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}"
@@ -81,9 +87,13 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
                           quiet=opts.quiet, upstream=upstream)
 
+    calibration = None
+    if opts.precision == "int8":
+        calibration = choose_calibration(manifest, entry.preprocess, opts.calibration, opts.calibration_data,
+                                         dataset.root, dataset.demo)
     settings = BackendSettings(workdir=Path(output), device=opts.device, soc_version=opts.soc_version,
                                dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
-                               precision=opts.precision)
+                               precision=opts.precision, calibration=calibration)
     results = ResultLog(Path(output), {
         "model": manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
         "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
@@ -107,21 +117,34 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         started = time.perf_counter()
         session = backend.open(artifacts, opts.batch_size, settings) if todo else None
         stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
+        samples = None
+        if session is not None and session.precision != "fp32" and opts.agreement_samples > 0:
+            samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
         loop_start = time.perf_counter()
         inferred = 0
         if session is not None:
-            inferred = _infer(session, batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped),
-                   len(todo), opts, results, first_result=lambda: stages.setdefault(
-                       "first_result_after_start", time.perf_counter() - run_start))
+            stream = batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped)
+            inferred = _infer(session, samples.watch(stream) if samples else stream,
+                              len(todo), opts, results, first_result=lambda: stages.setdefault(
+                                  "first_result_after_start", time.perf_counter() - run_start),
+                              samples=samples)
         stages["preprocess_and_infer"] = time.perf_counter() - loop_start
 
     if session is not None:
-        measured = {"throughput_fps": session.throughput_fps(),
+        agreement_start = time.perf_counter()
+        measured = {"precision": session.precision, "precision_note": session.precision_note,
+                    "throughput_fps": session.throughput_fps(),
                     "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
-                    "parity": artifacts.parity, "int8_agreement": session.int8_agreement}
+                    "latency_ms": _percentiles(session.latencies_s),
+                    "parity": artifacts.parity,
+                    "agreement": {"reference": REFERENCE,
+                                  "parity_inputs": on_parity_inputs(artifacts, session, opts.batch_size),
+                                  "run_samples": samples.figures(opts.batch_size) if samples else None},
+                    "calibration": session.calibration}
+        stages["agreement"] = time.perf_counter() - agreement_start
     else:  # nothing left to run: keep what the run that did the work measured
         previous = _previous_report(report_path)
-        measured = {key: previous.get(key) for key in ("throughput_fps", "e2e_fps", "parity", "int8_agreement")}
+        measured = {key: previous.get(key) for key in MEASURED}
     post_start = time.perf_counter()
     order = [image_key(p.name) for p in dataset.images]
     predictions = {k: results.predictions[k] for k in order if k in results.predictions}
@@ -130,8 +153,9 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     report = {
         "model": manifest.name,
         "backend": backend.name,
+        "backend_choice": backend_choice,
         "batch_size": opts.batch_size,
-        "precision": opts.precision,
+        "precision_requested": opts.precision,
         "images": scores["images"],
         "skipped": results.skipped,
         "top1": scores["top1"],
@@ -139,10 +163,12 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         **measured,
         "weights": weights.to_report(),
         "data": dataset.to_report(),
+        "measures": MEASURES,
         "expected_top1": manifest.expected["top1"],
         "stages_s": stages,
         "peak_rss_mb": peak_rss_mb(),
         "resumed_images": len(dataset.images) - len(todo),
+        "host": host_description(),
         "versions": versions(backend),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -152,7 +178,8 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     return report
 
 
-def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, first_result) -> int:
+def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, first_result,
+           samples: RunSamples | None = None) -> int:
     """Run the batches through the session, each batch's results made durable before the next;
     returns how many images it inferred."""
     inferred = 0
@@ -160,6 +187,8 @@ def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, fi
         try:
             for names, scores in session.run(stream):
                 first_result()
+                if samples is not None:
+                    samples.record(names, scores)
                 best = [top5(row) for row in scores]
                 results.add_batch(list(names), best,
                                   [[float(row[c]) for c in classes] for row, classes in zip(scores, best)])
@@ -171,6 +200,30 @@ def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, fi
         finally:
             session.close()
     return inferred
+
+
+# What a run measured; a rerun with nothing left to do keeps these from the report before.
+MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
+            "calibration")
+
+MEASURES = {
+    "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "
+                      "request in flight), inside this run, with preprocessing sharing the CPUs: not "
+                      "inference alone; `modelzoo bench` measures that",
+    "e2e_fps": "images / wall time from the first image read to the last result stored (decode, "
+               "preprocess and inference overlapping)",
+    "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
+    "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
+                 "and (reduced precisions) on the first images of this run",
+}
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float] | None:
+    if not seconds:
+        return None
+    import numpy as np
+
+    return {f"p{q}": round(1000 * float(np.percentile(seconds, q)), 3) for q in (50, 90, 99)}
 
 
 def _previous_report(path: Path) -> dict:

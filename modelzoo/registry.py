@@ -88,23 +88,38 @@ class Registry:
             raise UserError(f"unknown model '{name}' (installed: {known}); "
                             "see 'modelzoo list' or install its plugin") from None
 
-    def backend(self, name: str, precision: str = "fp32") -> Backend:
+    def backend(self, name: str, precision: str = "auto") -> Backend:
         """The backend called `name`, or for "auto" the best available one that runs `precision`."""
+        return self.choose_backend(name, precision)[0]
+
+    def choose_backend(self, name: str, precision: str = "auto") -> tuple[Backend, str]:
+        """The backend for `name` and `precision`, and why it was chosen (for the report).
+
+        "auto" takes the highest-ranked available backend that runs `precision` here; the ranks
+        follow the project's interleaved benchmarks (benchmarks/results), fastest first.
+        """
+        from modelzoo.precision import unsupported
+
         if name == "auto":
-            available = [b for b in self.backends.values()
-                         if precision in b.precisions and b.unavailable_reason() is None]
-            if not available:
-                raise UserError(f"no available backend runs {precision}; see 'modelzoo list' for what each needs")
-            return max(available, key=lambda b: b.priority)
+            ranked = sorted(self.backends.values(), key=lambda b: -b.priority)
+            passed = []
+            for b in ranked:
+                reason = "not available here" if b.unavailable_reason() else b.precision_problem(precision)
+                if reason is None:
+                    why = (f"auto: {b.name} is the highest-ranked available backend that runs {precision} "
+                           f"here (ranked by measured speed: {' > '.join(x.name for x in ranked)})")
+                    if passed:
+                        why += "; passed over: " + "; ".join(passed)
+                    return b, why
+                passed.append(f"{b.name} ({reason})")
+            raise UserError(f"no available backend runs {precision} here; see 'modelzoo list' for what each needs")
         backend = self.backends.get(name)
         if backend is None:
             known = ", ".join(sorted(self.backends))
             raise UserError(f"unknown backend '{name}' (known: {known}, or auto)")
-        if precision not in backend.precisions:
-            capable = ", ".join(sorted(b.name for b in self.backends.values() if precision in b.precisions))
-            raise UserError(f"backend '{name}' does not run {precision} (it runs {', '.join(backend.precisions)}); "
-                            f"use --backend {capable or 'auto'} or --precision fp32")
         reason = backend.unavailable_reason()
         if reason:
             raise UserError(f"backend '{name}' is not available here: {reason}")
-        return backend
+        if backend.precision_problem(precision):
+            raise unsupported(backend, precision, list(self.backends.values()))
+        return backend, f"--backend {name}"

@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
+from modelzoo.throughput import bench_figures
+
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
+    from modelzoo.calibration import Calibration
 
 
 @dataclass
@@ -29,7 +32,8 @@ class BackendSettings:
     dynamic_batch: tuple[int, ...] | None = None  # compile once for these batch sizes
     io: str = "auto"                        # "files" or "stream", for backends that can do both
     keep_files: bool = False                # keep intermediate input files (--keep-bin)
-    precision: str = "fp32"                 # "fp32", or "int8" for backends that can quantise
+    precision: str = "auto"                 # see modelzoo.precision; "auto": the backend's native one
+    calibration: Calibration | None = None  # images for static int8 quantisation
 
 
 class Session:
@@ -40,12 +44,15 @@ class Session:
     """
 
     static_batch: int | None = None
-    # Figures of a quantised model against its fp32 form, when the session runs one.
-    int8_agreement: dict[str, float] | None = None
+    precision = "fp32"      # what the compiled model actually runs, as far as the library tells
+    precision_note = ""     # how that was decided, for the report
+    identity = ""           # the model file it runs, with its settings: part of cache keys
+    calibration: dict | None = None  # what a statically quantised model was calibrated on
 
     def __init__(self) -> None:
         self.compute_seconds = 0.0
         self.images = 0
+        self.latencies_s: list[float] = []  # per batch, from start of compute to its result
 
     def infer(self, data: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -58,7 +65,8 @@ class Session:
                 data = np.concatenate([data, pad])
             start = time.perf_counter()
             out = self.infer(data)
-            self.compute_seconds += time.perf_counter() - start
+            self.latencies_s.append(time.perf_counter() - start)
+            self.compute_seconds += self.latencies_s[-1]
             self.images += n
             yield batch.names, out[:n]
 
@@ -76,8 +84,18 @@ class Backend:
     name: str = ""
     priority: int = 0            # `--backend auto` picks the available backend with the highest
     export_variant: str = "standard"  # passed to the plugin's build(); see ModelEntry
-    precisions: tuple[str, ...] = ("fp32",)  # what --precision may ask of it
+    precisions: tuple[str, ...] = ("fp32",)  # what --precision may ask of it besides auto
     description: str = ""
+
+    def auto_precision(self) -> str:
+        """What --precision auto runs: the backend's native fast floating-point precision here."""
+        return "fp32"
+
+    def precision_problem(self, precision: str) -> str | None:
+        """None when this backend can run `precision` on this host, else why not (one clause)."""
+        if precision == "auto" or precision in self.precisions:
+            return None
+        return f"it runs {', '.join(('auto', *self.precisions))}"
 
     def unavailable_reason(self) -> str | None:
         """None when usable here, else what is missing and how to get it."""
@@ -91,11 +109,13 @@ class Backend:
         raise NotImplementedError
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
-                  warmup: int, iters: int) -> dict[str, float]:
-        """Pure-inference images/s at one batch size: median, min and max over `iters` timings.
+                  warmup: int, iters: int) -> dict[str, float | str]:
+        """Pure-inference images/s at one batch size and per-batch latency percentiles.
 
-        Times the gaps between results of a stream of identical batches, so that a session
-        keeping several batches in flight is measured at its steady rate, not its latency.
+        A stream of identical batches runs through the session; throughput is the images
+        completed after the warm-up over the wall time they took, so a session keeping several
+        batches in flight is measured at its steady rate, and two results that arrive together
+        count as what they are: two batches in the time since the last one.
         """
         inp = artifacts.manifest.inputs[0]
         data = np.random.default_rng(0).standard_normal(inp.concrete_shape(batch_size)).astype(inp.dtype)
@@ -107,6 +127,5 @@ class Backend:
                 stamps.append(time.perf_counter())
         finally:
             session.close()
-        gaps = np.diff(stamps)[warmup:]
-        return {"fps_median": batch_size / float(np.median(gaps)), "fps_min": batch_size / float(gaps.max()),
-                "fps_max": batch_size / float(gaps.min()), "latency_ms_median": 1000 * float(np.median(gaps))}
+        return {**bench_figures(stamps, session.latencies_s, batch_size, warmup),
+                "precision": session.precision}

@@ -58,7 +58,7 @@ class OnnxRuntimeSession(Session):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     priority = 20
-    description = "ONNX Runtime, CPU execution provider (fp32, or int8 with dynamic quantisation)"
+    description = "ONNX Runtime, CPU execution provider (fp32, or int8 by dynamic quantisation)"
     precisions = ("fp32", "int8")
 
     def versions(self) -> dict[str, str]:
@@ -69,12 +69,17 @@ class OnnxRuntimeBackend(Backend):
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         input_name = artifacts.manifest.inputs[0].name
         if settings.precision == "int8":
-            from modelzoo.quantize import int8_agreement, int8_onnx
+            from modelzoo.quantize import int8_onnx
 
-            session = OnnxRuntimeSession(int8_onnx(artifacts, batch_size), input_name, batch_size)
-            session.int8_agreement = int8_agreement(artifacts, batch_size)
-            return session
-        return OnnxRuntimeSession(artifacts.onnx(batch_size), input_name, batch_size)
+            path = int8_onnx(artifacts, batch_size)
+            session = OnnxRuntimeSession(path, input_name, batch_size)
+            session.precision, session.precision_note = "int8", "ONNX Runtime dynamic int8 (MatMul/Gemm)"
+        else:
+            path = artifacts.onnx(batch_size)
+            session = OnnxRuntimeSession(path, input_name, batch_size)
+            session.precision_note = "ONNX Runtime computes fp32 on the CPU"
+        session.identity = f"onnxruntime {path.name}"
+        return session
 
 
 @hookimpl

@@ -3,10 +3,16 @@
 With the THROUGHPUT hint OpenVINO splits the cores into streams, each running its own request;
 an AsyncInferQueue with one request per stream keeps them all busy, so the cores never wait for
 the single-threaded tail of a batch. Results still come back in the order the batches went in.
+
+Precision: `auto` asks for the CPU's native fast float precision (bf16 where it has bf16 dot
+products, else fp32) and the report states what OpenVINO says it compiled; `int8` runs a model
+quantised by NNCF on calibration images (modelzoo.quantize), its remaining float ops at auto.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import threading
 import time
 from collections import deque
@@ -16,10 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelzoo.backends.base import Backend, BackendSettings, Batch, Session
+from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
+from modelzoo.host import cpu, native_float_precision, openvino_capabilities
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
+
+log = logging.getLogger(__name__)
 
 
 class OpenVinoSession(Session):
@@ -56,6 +66,7 @@ class OpenVinoSession(Session):
         out = request.get_output_tensor(0).data.copy()
         with self._lock:
             self._results[seq] = out
+            self.latencies_s.append(request.latency / 1000)  # the request's own run, in ms
             self._in_flight -= 1
             if self._in_flight == 0:
                 self.compute_seconds += time.perf_counter() - self._busy_since
@@ -87,10 +98,21 @@ class OpenVinoSession(Session):
         self.queue.wait_all()  # a run abandoned midway must not leave requests writing into us
 
 
+OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+FROM_OV = {v: k for k, v in OV_HINTS.items()}
+
+
+def auto_precision(flags: frozenset[str] | set[str], capabilities: tuple[str, ...] | list[str]) -> str:
+    """What `auto` asks OpenVINO for: bf16 only where the CPU computes it natively and OpenVINO's
+    CPU plugin says it can (on an AVX2-only host it would quietly run fp32 kernels anyway)."""
+    return "bf16" if native_float_precision(flags) == "bf16" and "BF16" in capabilities else "fp32"
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
     priority = 30
-    description = "OpenVINO, CPU plugin (fp32, async throughput mode)"
+    description = "OpenVINO, CPU plugin (auto: bf16 where the CPU has it, else fp32; int8 by NNCF; async)"
+    precisions = ("fp32", "bf16", "fp16", "int8")
 
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("openvino") is None:
@@ -100,23 +122,64 @@ class OpenVinoBackend(Backend):
     def versions(self) -> dict[str, str]:
         import openvino
 
-        return {"openvino": openvino.__version__}
+        found = {"openvino": openvino.__version__}
+        if importlib.util.find_spec("nncf") is not None:
+            from importlib.metadata import version
+
+            found["nncf"] = version("nncf")
+        return found
+
+    def auto_precision(self) -> str:
+        return auto_precision(cpu()[1], openvino_capabilities() or [])
+
+    def precision_problem(self, precision: str) -> str | None:
+        if precision in ("auto", "fp32"):
+            return None
+        capabilities = openvino_capabilities() or []
+        if precision == "bf16" and auto_precision(cpu()[1], capabilities) != "bf16":
+            return "this CPU has no bf16 dot products (avx512_bf16 or amx_bf16)"
+        if precision == "fp16" and "FP16" not in capabilities:
+            return f"OpenVINO's CPU plugin computes no fp16 on this CPU (it offers {', '.join(capabilities)})"
+        if precision == "int8" and importlib.util.find_spec("nncf") is None:
+            return "int8 needs NNCF (pip install nncf)"
+        return None
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         import openvino as ov
 
-        onnx_path = artifacts.onnx(batch_size)
         core = ov.Core()
         # OpenVINO keeps compiled blobs here, keyed by the model and these settings: a rerun
         # imports the blob instead of compiling again.
         core.set_property({"CACHE_DIR": str(artifacts.cache.root / "openvino")})
-        config = {
-            "PERFORMANCE_HINT": "THROUGHPUT",
-            # Without this OpenVINO runs bf16 on CPUs that have it: not the fp32 the run asked for.
-            "INFERENCE_PRECISION_HINT": "f32",
-        }
-        compiled = core.compile_model(str(onnx_path), "CPU", config)
-        return OpenVinoSession(compiled, batch_size)
+        requested = settings.precision
+        float_precision = self.auto_precision() if requested in ("auto", "int8") else requested
+        if requested == "int8":
+            from modelzoo.quantize import nncf_int8
+
+            if settings.calibration is None:
+                raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
+            int8_dir = nncf_int8(artifacts, settings.calibration)
+            model = core.read_model(str(int8_dir / "model.xml"))
+            model.reshape({t.name: list(t.concrete_shape(batch_size)) for t in artifacts.manifest.inputs})
+            source = int8_dir.name
+        else:
+            onnx_path = artifacts.onnx(batch_size)
+            model, source = str(onnx_path), onnx_path.name
+        # Set always: OpenVINO's own default differs between CPUs and versions.
+        config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": OV_HINTS[float_precision]}
+        compiled = core.compile_model(model, "CPU", config)
+        compiled_float = FROM_OV.get(compiled.get_property("INFERENCE_PRECISION_HINT").to_string(), "fp32")
+        session = OpenVinoSession(compiled, batch_size)
+        session.precision = "int8" if requested == "int8" else compiled_float
+        session.identity = f"openvino {source} {compiled_float}"
+        session.precision_note = f"OpenVINO compiled {compiled_float}, as the compiled model reports"
+        if requested == "int8":
+            session.precision_note = f"NNCF static int8; float ops {compiled_float}; " + session.precision_note
+            session.calibration = {**json.loads((int8_dir / "calibration.json").read_text()),
+                                   "reused": artifacts.cache.reused[int8_dir.name]}
+        if requested not in ("auto", "int8") and compiled_float != requested:
+            log.warning("openvino: asked for %s, compiled %s", requested, compiled_float)
+        return session
 
 
 @hookimpl

@@ -35,7 +35,9 @@ class TorchBackend(Backend):
         return {"torch": torch.__version__}
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
-        return TorchSession(artifacts.torch_model())
+        session = TorchSession(artifacts.torch_model())
+        session.precision_note, session.identity = "torch eager fp32 (the reference)", "torch eager"
+        return session
 
 
 @hookimpl

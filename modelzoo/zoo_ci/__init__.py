@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet: bool = False,
-           cache_dir: Path | None = None) -> int:
+           cache_dir: Path | None = None, precision: str = "auto") -> int:
     """Check every model found; write junit.xml, ci.json and MODEL/modelzoo_level.txt into `output`.
 
     Returns the exit code: 0 when every model passed, 1 otherwise. An empty `paths` checks the
@@ -41,7 +41,7 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
                             f"pass directories that hold {MANIFEST_NAME} files")
         log.info("found %d models: %s", len(results), ", ".join(results))
         for result in results.values():
-            check_model(result, registry, output, cache, quiet)
+            check_model(result, registry, output, cache, quiet, precision)
     finally:
         sys.path[:] = saved_path  # tree plugins were importable for the run only
     write_results(results, output, list(paths), time.perf_counter() - started)

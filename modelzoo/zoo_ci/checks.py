@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 MAX_ABS_DIFF = 1e-3  # torch vs ONNX Runtime, fp32: a correct export differs by ~1e-5
 
 
-def check_model(result: ModelResult, registry: Registry | str, output: Path, cache: Cache, quiet: bool) -> None:
+def check_model(result: ModelResult, registry: Registry | str, output: Path, cache: Cache, quiet: bool,
+                precision: str = "auto") -> None:
     """Run the checks that discovery left to run, each timed and recorded, none raising."""
     if not result.passed or result.entry is None:  # failed in discovery: nothing more can run
         failed = next((c for c in CHECKS if result.checks[c].status == "fail"), "contract")
@@ -45,7 +46,7 @@ def check_model(result: ModelResult, registry: Registry | str, output: Path, cac
         "manifest": lambda: _check_manifest(entry),
         "contract": lambda: _check_contract(result),
         "export": lambda: _check_export(result, cache),
-        "smoke": lambda: _check_smoke(result, registry, output, cache),
+        "smoke": lambda: _check_smoke(result, registry, output, cache, precision),
     }
     for check, step in steps.items():
         if result.checks[check].status == "skip":  # the manifest of a tree model is already checked
@@ -93,7 +94,8 @@ def _check_export(result: ModelResult, cache: Cache) -> str:
     return text
 
 
-def _check_smoke(result: ModelResult, registry: Registry | str, output: Path, cache: Cache) -> str:
+def _check_smoke(result: ModelResult, registry: Registry | str, output: Path, cache: Cache,
+                 precision: str = "auto") -> str:
     from modelzoo.pipeline import RunOptions, run
 
     if result.entry.demo_data is None:
@@ -105,10 +107,11 @@ def _check_smoke(result: ModelResult, registry: Registry | str, output: Path, ca
     report = run(registry, RunOptions(
         model=result.entry.name, backend="auto", batch_size=CI_BATCH, limit=SMOKE_IMAGES,
         output=output / safe_name(result.name) / "smoke", cache_dir=cache.root, quiet=True,
-        workers=0, fresh=True))  # workers=0: a few images; picklability is the contract check's
+        workers=0, fresh=True, precision=precision))  # workers=0: a few images; picklability is the contract check's
     result.backend = report["backend"]
-    result.smoke = {k: report[k] for k in ("images", "skipped", "top1", "throughput_fps", "report_path")}
+    result.smoke = {k: report[k] for k in ("images", "skipped", "top1", "throughput_fps", "precision", "agreement",
+                                           "report_path")}
     if report["images"] == 0 or report["skipped"]:
         raise CheckFailed(f"{report['backend']}: {report['images']} images scored, "
                           f"{len(report['skipped'])} skipped")
-    return f"{report['backend']}: {report['images']} demo images inferred"
+    return f"{report['backend']} {report['precision']}: {report['images']} demo images inferred"

@@ -4,6 +4,8 @@ The command line comes from the manifest's [atc] table and the run:
     atc --model=<onnx> --framework=5 --output=<prefix> --input_format=NCHW
         --input_shape=image:4,3,224,224 --soc_version=Ascend310P3 --log=error <extra_flags>
 and, for a dynamic batch, `--input_shape=image:-1,3,224,224 --dynamic_batch_size=1,4,8`.
+`--precision fp32|fp16` adds `--precision_mode=force_fp32|force_fp16`; auto adds nothing, so atc
+compiles as ModelZoo's commands do (its default force_fp16, or the manifest's own flag).
 """
 from __future__ import annotations
 
@@ -43,8 +45,23 @@ def input_shape_arg(manifest: Manifest, batch: int | None) -> str:
     return ";".join(parts)
 
 
+PRECISION_MODES = {"fp32": "force_fp32", "fp16": "force_fp16"}
+
+
+def precision_mode(manifest: Manifest, precision: str) -> str:
+    """The --precision_mode atc compiles with: the run's explicit choice, else the manifest's
+    extra flag, else atc's default."""
+    if precision in PRECISION_MODES:
+        return PRECISION_MODES[precision]
+    for flag in manifest.atc.get("extra_flags", []):
+        if str(flag).startswith("--precision_mode="):
+            return str(flag).split("=", 1)[1]
+    return "force_fp16"
+
+
 def atc_command(manifest: Manifest, onnx_path: Path, output_prefix: Path, soc_version: str,
-                batch_size: int, dynamic_batch: tuple[int, ...] | None = None) -> list[str]:
+                batch_size: int, dynamic_batch: tuple[int, ...] | None = None,
+                precision: str = "auto") -> list[str]:
     conf = manifest.atc
     cmd = ["atc", f"--model={onnx_path}", f"--framework={conf['framework']}",
            f"--output={output_prefix}", f"--input_format={conf['input_format']}"]
@@ -54,7 +71,11 @@ def atc_command(manifest: Manifest, onnx_path: Path, output_prefix: Path, soc_ve
     else:
         cmd.append(f"--input_shape={input_shape_arg(manifest, batch_size)}")
     cmd += [f"--soc_version={soc_version}", f"--log={conf.get('log', 'error')}"]
-    return cmd + [str(flag) for flag in conf.get("extra_flags", [])]
+    flags = [str(flag) for flag in conf.get("extra_flags", [])]
+    if precision in PRECISION_MODES:
+        flags = [f for f in flags if not f.startswith("--precision_mode=")]
+        flags.append(f"--precision_mode={PRECISION_MODES[precision]}")
+    return cmd + flags
 
 
 def atc_failure(output: str, returncode: int) -> str:
@@ -74,7 +95,7 @@ def atc_failure(output: str, returncode: int) -> str:
 
 
 def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
-               dynamic_batch: tuple[int, ...] | None = None) -> Path:
+               dynamic_batch: tuple[int, ...] | None = None, precision: str = "auto") -> Path:
     """The cached .om for this model, batch (or batch gears) and chip; atc runs on a miss."""
     manifest = artifacts.manifest
     onnx_path = artifacts.onnx(None if dynamic_batch else batch_size)
@@ -84,7 +105,8 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
         artifact="om", onnx=onnx_path.name, soc_version=soc_version,
         batch=None if dynamic_batch else batch_size,
         dynamic_batch=list(dynamic_batch) if dynamic_batch else None,
-        atc={k: conf.get(k) for k in ("framework", "input_format", "log", "extra_flags")})
+        atc={k: conf.get(k) for k in ("framework", "input_format", "log", "extra_flags")},
+        **({"precision": precision} if precision in PRECISION_MODES else {}))
 
     def build(tmp: Path) -> None:
         # ATC writes fusion_result.json and kernel_meta/ into its working directory, and names
@@ -94,7 +116,7 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
         try:
             prefix = scratch / "model"
             cmd = atc_command(manifest, onnx_path.resolve(), prefix, soc_version, batch_size,
-                              dynamic_batch)
+                              dynamic_batch, precision)
             result = run_tool(cmd, "atc", ATC_TIMEOUT_S, cwd=scratch, hint=ATC_HINT)
             found = sorted(scratch.glob("model*.om"))
             if result.returncode != 0:
@@ -106,5 +128,6 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    return artifacts.cache.artifact(f"{manifest.name}-{artifacts.variant}-{soc_version}-{batch_tag}",
+    tag = f"-{precision}" if precision in PRECISION_MODES else ""
+    return artifacts.cache.artifact(f"{manifest.name}-{artifacts.variant}-{soc_version}-{batch_tag}{tag}",
                                     ".om", key, build, f"Ascend .om ({soc_version})")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from modelzoo.backends.ascend import npu_smi
 from modelzoo.backends.ascend.ais_cli import AisFilesSession, pure_inference
 from modelzoo.backends.ascend.ais_session import AisStreamSession
-from modelzoo.backends.ascend.atc import compile_om
+from modelzoo.backends.ascend.atc import compile_om, precision_mode
 from modelzoo.backends.ascend.tools import parse_devices
 from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.errors import UserError
@@ -32,7 +32,11 @@ class AscendBackend(Backend):
     name = "ascend"
     priority = 50  # above onnxruntime (20): on an Ascend host `auto` means the NPU
     export_variant = "ascend"  # the plugin's graph laid out for the chip (e.g. LV-ViT's softmax)
-    description = "Ascend NPU: ATC-compiled .om run with ais_bench"
+    description = "Ascend NPU: ATC-compiled .om run with ais_bench (auto: atc's force_fp16)"
+    precisions = ("fp32", "fp16")
+
+    def auto_precision(self) -> str:
+        return "fp16"
 
     def __init__(self) -> None:
         self._chips: list[npu_smi.Chip] | None = None
@@ -86,30 +90,37 @@ class AscendBackend(Backend):
         devices = parse_devices(settings.device)
         gears = _gears(batch_size, settings.dynamic_batch)
         soc = self.soc_version(settings, devices)
-        return compile_om(artifacts, batch_size, soc, gears), devices, gears, soc
+        om = compile_om(artifacts, batch_size, soc, gears, settings.precision)
+        return om, devices, gears, soc
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         io = _io_mode(settings.io)
         om, devices, gears, _ = self.compile(artifacts, batch_size, settings)
         log.info("ascend: %s on device(s) %s, --io %s", om.name, ",".join(map(str, devices)), io)
         if io == "stream":
-            return AisStreamSession(om, batch_size, gears is not None, devices)
-        return AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices,
-                               settings)
+            session = AisStreamSession(om, batch_size, gears is not None, devices)
+        else:
+            session = AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices, settings)
+        mode = precision_mode(artifacts.manifest, settings.precision)
+        session.precision = "fp32" if mode == "force_fp32" else "fp16"
+        session.precision_note = f"atc --precision_mode={mode}"
+        session.identity = f"ascend {om.name}"
+        return session
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
-                  warmup: int, iters: int) -> dict[str, float]:
+                  warmup: int, iters: int) -> dict[str, float | str | None]:
         """ais_bench's own figures on all-zero input (`--loop iters`; it warms up by itself).
 
-        fps_median is ais_bench's throughput line (batch / mean NPU compute time, summed over
-        devices); min and max come from its slowest and fastest compute times.
+        fps is ais_bench's throughput line (batch / mean NPU compute time, summed over devices);
+        latency percentiles are its NPU compute times (it prints no p90).
         """
         om, devices, gears, soc = self.compile(artifacts, batch_size, settings)
         figures = pure_inference(om, batch_size, gears is not None, devices, iters, soc)
         ms = figures["npu_compute_time_ms"]
-        return {"fps_median": figures["fps"], "fps_min": 1000 * batch_size * len(devices) / ms["max"],
-                "fps_max": 1000 * batch_size * len(devices) / ms["min"], "latency_ms_median": ms["median"],
-                "chip": soc}
+        mode = precision_mode(artifacts.manifest, settings.precision)
+        return {"fps": figures["fps"], "latency_ms_p50": ms["median"], "latency_ms_p90": None,
+                "latency_ms_p99": ms.get("p99"), "chip": soc,
+                "precision": "fp32" if mode == "force_fp32" else "fp16"}
 
 
 def _gears(batch_size: int, dynamic_batch: tuple[int, ...] | None) -> tuple[int, ...] | None:
