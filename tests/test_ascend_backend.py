@@ -181,9 +181,10 @@ def test_bench_reports_the_chips_own_figures(fake_ascend, spread_checkpoint, cac
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert [(r["batch_size"], r["chip"]) for r in rows] == [(1, "Ascend310P3"), (4, "Ascend310P3")]
     for row in rows:
-        assert row["fps_median"] == pytest.approx(fake_fps(row["batch_size"], count))
-        assert row["latency_ms_median"] == pytest.approx(2.0 + 0.25 * row["batch_size"])
-    assert "| Ascend310P3 | ascend | 4 * |" in (tmp_path / "bench.md").read_text()
+        assert row["fps"] == pytest.approx(fake_fps(row["batch_size"], count))
+        assert row["latency_ms_p50"] == pytest.approx(2.0 + 0.25 * row["batch_size"])
+        assert row["precision"] == "fp16"  # atc's default, which auto keeps
+    assert "| Ascend310P3 | ascend | fp16 (auto) | 4 * |" in (tmp_path / "bench.md").read_text()
 
 
 # ---------------------------------------------------------------- availability

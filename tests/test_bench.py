@@ -1,4 +1,4 @@
-"""`modelzoo bench`: figures per backend and batch size, and the three files it writes."""
+"""`modelzoo bench`: figures per backend, precision and batch size, and the three files it writes."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,9 @@ import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.bench import bench, best_rows
 from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
+from modelzoo.throughput import bench_figures
+
+CELLS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("torch", "fp32")]
 
 
 @pytest.fixture(scope="module")
@@ -17,33 +20,44 @@ def result(tmp_path_factory):
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(tiny_plugin)
     return out, bench(Registry(pm), "tinycnn", ["onnxruntime", "torch"], [1, 4, 8], warmup=1, iters=5,
-                      output=out, cache_dir=out / "cache")
+                      output=out, cache_dir=out / "cache", precisions=("fp32", "int8"))
 
 
-def test_every_backend_and_batch_size_is_measured(result):
+def test_every_backend_precision_and_batch_size_is_measured(result):
     out, data = result
-    assert [(r["backend"], r["batch_size"]) for r in data["rows"]] == \
-        [(b, bs) for b in ("onnxruntime", "torch") for bs in (1, 4, 8)]
+    assert [(r["backend"], r["precision"], r["batch_size"]) for r in data["rows"]] == \
+        [(b, p, bs) for b, p in CELLS for bs in (1, 4, 8)]
+    assert data["skipped"] == [{"backend": "torch", "precision": "int8", "reason": "it runs auto, fp32"}]
     for row in data["rows"]:
-        assert 0 < row["fps_min"] <= row["fps_median"] <= row["fps_max"]
-        assert row["latency_ms_median"] == pytest.approx(1000 * row["batch_size"] / row["fps_median"])
+        assert row["batches"] == 5 and row["fps"] == pytest.approx(5 * row["batch_size"] / row["wall_s"])
+        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p90"] <= row["latency_ms_p99"]
     assert json.loads((out / "bench.json").read_text()) == data
     assert data["host"]["cpus"] >= 1 and "onnxruntime" in data["versions"] and "torch" in data["versions"]
+    assert set(data["host"]["isa"]) >= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"}
 
 
-def test_the_markdown_table_marks_each_backends_best_batch_size(result):
+def test_the_markdown_table_has_precision_columns_and_the_isa_line(result):
     out, data = result
-    table = [l for l in (out / "bench.md").read_text().splitlines() if l.startswith("| ") and "---" not in l][1:]
-    assert len(table) == 6
-    marked = {(cells[1], int(cells[2].rstrip(" *"))) for cells in (l.split(" | ") for l in table)
-              if cells[2].endswith("*")}
-    assert marked == best_rows(data)
-    for backend in ("onnxruntime", "torch"):
-        fastest = max((r for r in data["rows"] if r["backend"] == backend), key=lambda r: r["fps_median"])
-        assert (backend, fastest["batch_size"]) in marked
-    assert data["host"]["cpu"] in (out / "bench.md").read_text()
+    text = (out / "bench.md").read_text()
+    table = [l for l in text.splitlines() if l.startswith("| ") and "---" not in l][1:]
+    assert len(table) == 9
+    marked = {(cells[1], cells[2], int(cells[3].rstrip(" *"))) for cells in (l.split(" | ") for l in table)
+              if cells[3].endswith("*")}
+    assert marked == best_rows(data) and len(marked) == 3
+    assert data["host"]["cpu"] in text and "ISA: " in text and "avx2" in text
+    assert "Not measured: torch int8" in text
 
 
 def test_the_plot_is_a_png(result):
     out, _ = result
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_that_arrive_together_do_not_make_a_rate():
+    # Two batches finish 1 µs apart: the old gap-based max read 4,000,000 img/s here.
+    stamps = [0.0, 1.0, 2.0, 2.000001, 3.0, 4.0]
+    figures = bench_figures(stamps, [0.9, 1.0, 1.0, 1.0, 1.0], batch_size=4, warmup=1)
+    assert figures["fps"] == pytest.approx(4 * 4 / 3.0)  # 4 batches after the warm-up, in 3 s
+    assert figures["latency_ms_p50"] == pytest.approx(1000.0)
+    with pytest.raises(ValueError):
+        bench_figures([0.0, 1.0], [1.0], batch_size=1, warmup=1)

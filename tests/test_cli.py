@@ -200,12 +200,16 @@ def test_postprocess_scores_ais_bench_results_by_name(tmp_path):
 @pytest.mark.slow
 def test_int8_run_reports_its_agreement_with_fp32(tmp_path, dataset_dir, spread_checkpoint, cache_dir):
     result = ok(run_cli("run", "lvvit", "--bs", "4", "--precision", "int8", "--data", str(dataset_dir),
-                        "--weights", str(spread_checkpoint), "--output", str(tmp_path), "--cache-dir", str(cache_dir)))
+                        "--calibration", "4", "--weights", str(spread_checkpoint), "--output", str(tmp_path),
+                        "--cache-dir", str(cache_dir)))
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["backend"] == "onnxruntime" and report["precision"] == "int8"  # auto skips fp32-only backends
-    agreement = report["int8_agreement"]
-    assert 0 <= agreement["top1_agreement"] <= 1 and 0 < agreement["cosine"] <= 1 + 1e-9
-    assert "int8" in result.stdout and "agreement" in result.stdout
+    assert report["backend"] == "openvino" and report["precision"] == "int8"  # NNCF static int8
+    assert report["calibration"]["images"] == 4 and report["calibration"]["source"] == "data"
+    for where in ("parity_inputs", "run_samples"):
+        agreement = report["agreement"][where]
+        assert 0 <= agreement["top1_agreement"] <= 1 and 0 < agreement["cosine"] <= 1 + 1e-9
+    assert report["agreement"]["run_samples"]["images"] == 6
+    assert "int8 agrees with torch fp32" in result.stdout and "of this run's images" in result.stdout
 
 
 class _Payload:
