@@ -141,7 +141,7 @@ class OpenVinoBackend(Backend):
         if precision == "fp16" and "FP16" not in capabilities:
             return f"OpenVINO's CPU plugin computes no fp16 on this CPU (it offers {', '.join(capabilities)})"
         if precision == "int8" and importlib.util.find_spec("nncf") is None:
-            return "int8 needs NNCF (pip install nncf)"
+            return "int8 needs NNCF (pip install 'modelzoo-lvvit[int8]', or pip install nncf)"
         return None
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
