@@ -4,6 +4,7 @@ Runs in worker processes, so it imports only Pillow and numpy (no torch).
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -38,7 +39,7 @@ def preprocess_image(
     `Image.open(path).convert('RGB')`; resize so the SHORT side is `resize` (long side
     `int(resize * long / short)`, PIL resampling); torchvision-style center crop (zero padding
     when the image is smaller than the crop); uint8 HWC -> CHW; `(x - mean*255) / (std*255)` in
-    float64, then float32.
+    float64, then float32 (looked up per uint8 value: the same numbers, computed once).
 
     The EXIF orientation tag is IGNORED, as in ModelZoo (Image.open does not apply it): a
     phone photo stored sideways is fed sideways. Pillow's decompression-bomb limit stays on.
@@ -61,10 +62,24 @@ def preprocess_image(
 
     pixels = _resize_and_crop(rgb, path, resize, crop, _INTERPOLATIONS[interpolation])
     chw = pixels.transpose(2, 0, 1)
-    mean255 = np.asarray(mean, dtype=np.float64).reshape(3, 1, 1) * 255
-    std255 = np.asarray(std, dtype=np.float64).reshape(3, 1, 1) * 255
-    normalised = (chw.astype(np.float64) - mean255) / std255
-    return np.ascontiguousarray(normalised, dtype=np.float32)
+    table = _normalisation_table(tuple(mean), tuple(std))
+    out = np.empty(chw.shape, dtype=np.float32)
+    for channel in range(3):
+        np.take(table[channel], chw[channel], out=out[channel])
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """float32((v - mean*255) / (std*255)) in float64 for every uint8 value v, per channel.
+
+    A uint8 pixel has 256 possible values, so looking the result up gives exactly the float64
+    formula's output at a tenth of its cost (it is a tenth of an image's preprocessing time).
+    """
+    values = np.arange(256, dtype=np.float64)[None, :]
+    mean255 = np.asarray(mean, dtype=np.float64)[:, None] * 255
+    std255 = np.asarray(std, dtype=np.float64)[:, None] * 255
+    return ((values - mean255) / std255).astype(np.float32)
 
 
 def _resize_and_crop(
