@@ -325,7 +325,7 @@ def test_every_uint8_level_normalises_exactly_as_modelzoos_float64_formula(tmp_p
     # The normalisation is a per-level lookup: every one of the 256 levels in every channel,
     # with different levels per channel, must give the float64 formula's float32 bit for bit.
     y, x = np.mgrid[0:224, 0:224]
-    pixels = np.stack([(x + y) % 256, (3 * x + 7) % 256, (255 - x - 5 * y) % 256], axis=-1).astype(np.uint8)
+    pixels = np.stack([(x + y) % 256, (3 * x + y) % 256, (255 - x - 5 * y) % 256], axis=-1).astype(np.uint8)
     Image.fromarray(pixels).save(tmp_path / "levels.png")
     ours = preprocess_image(tmp_path / "levels.png", resize=224, crop=224)  # no resampling at this size
     np.testing.assert_array_equal(ours, modelzoo_normalise(pixels))
