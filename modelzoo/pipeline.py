@@ -210,8 +210,9 @@ MEASURES = {
     "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "
                       "request in flight), inside this run, with preprocessing sharing the CPUs: not "
                       "inference alone; `modelzoo bench` measures that",
-    "e2e_fps": "images / wall time from the first image read to the last result stored (decode, "
-               "preprocess and inference overlapping)",
+    "e2e_fps": "images / wall time from the backend being ready to the last result stored (decode, "
+               "preprocess and inference overlapping; the first images are preprocessed while the "
+               "backend starts)",
     "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
     "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
                  "and (reduced precisions) on the first images of this run",
