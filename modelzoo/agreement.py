@@ -1,11 +1,11 @@
 """How far a run's outputs are from fp32 torch, the reference every precision is judged by.
 
 Two measurements, both stored in the cache so that a rerun reports them without torch:
-- parity inputs: the seeded random inputs of the export's parity check, through the run's own
+- parity inputs: the seeded example inputs of the export's parity check, through the run's own
   compiled model (every run, every precision);
-- run samples: the first N images of the run itself (reduced precisions), whose inputs the run
+- run samples: the first N samples of the run itself (reduced precisions), whose inputs the run
   keeps aside while it goes; torch then runs them once the run is done. Random inputs show how
-  far a model drifts; only real images show how calibrated int8 behaves on data like the user's.
+  far a model drifts; only real data show how calibrated int8 behaves on data like the user's.
 """
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from modelzoo.cache import digest
-from modelzoo.export import PARITY_IMAGES, PARITY_SEED, parity_figures
+from modelzoo.export import PARITY_SAMPLES, PARITY_SEED, agreement, torch_outputs
 from modelzoo.fileio import atomic_write_json
+from modelzoo.tasks import Sample, samples_digest
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
-    from modelzoo.backends.base import Batch, Session
+    from modelzoo.backends.base import Arrays, Batch, Session
 
 log = logging.getLogger(__name__)
 
@@ -47,73 +48,64 @@ def _remembered(path: Path, compute: Callable[[], dict | None]) -> dict | None:
 
 def on_parity_inputs(artifacts: Artifacts, session: Session, batch_size: int) -> dict | None:
     """The session vs torch fp32 on the parity inputs; None for a session that only runs streams."""
-    inp = artifacts.manifest.inputs[0]
-
     def compute() -> dict | None:
-        import torch
-
-        rng = np.random.default_rng(PARITY_SEED)
         ref, got = [], []
-        for _ in range(-(-PARITY_IMAGES // batch_size)):
-            x = rng.standard_normal(inp.concrete_shape(batch_size)).astype(inp.dtype)
+        for i in range(-(-PARITY_SAMPLES // batch_size)):
+            inputs = artifacts.example_inputs(batch_size, PARITY_SEED + i)
             try:
-                got.append(np.asarray(session.infer(x))[:batch_size])
+                outputs = session.infer(inputs)
             except NotImplementedError:
                 return None
-            with torch.inference_mode():
-                ref.append(artifacts.torch_model()(torch.from_numpy(x)).numpy())
-        return parity_figures(np.concatenate(ref), np.concatenate(got))
+            got.append({name: np.asarray(a)[:batch_size] for name, a in outputs.items()})
+            ref.append(torch_outputs(artifacts.torch_model(), artifacts.manifest, inputs))
+        return agreement(artifacts.manifest, ref, got)
 
     return _remembered(_record(artifacts, "parity-inputs", session, batch=batch_size), compute)
 
 
 class RunSamples:
-    """The run's first `limit` images: their inputs kept aside on the way in, the session's
-    outputs for them on the way out, compared with torch fp32 after the run.
+    """The run's first batches up to `limit` samples: their inputs kept aside on the way in, the
+    session's outputs for them on the way out, compared with torch fp32 after the run.
 
-    `found` holds figures from an earlier run with the same model, precision and images; then
+    `found` holds figures from an earlier run with the same model, precision and samples; then
     nothing is kept and torch is not needed.
     """
 
-    def __init__(self, artifacts: Artifacts, session: Session, images: list[Path], limit: int) -> None:
-        from modelzoo.resume import files_digest
-
+    def __init__(self, artifacts: Artifacts, session: Session, samples: list[Sample], limit: int) -> None:
         self.artifacts = artifacts
-        self.limit = min(limit, len(images))
-        self.path = _record(artifacts, "run-samples", session, samples=files_digest(images[:self.limit]),
+        self.limit = min(limit, len(samples))
+        self.path = _record(artifacts, "run-samples", session, samples=samples_digest(samples[:self.limit]),
                             count=self.limit)
         self.found = json.loads(self.path.read_text()) if self.path.exists() else None
-        self.inputs: dict[str, np.ndarray] = {}
-        self.outputs: dict[str, np.ndarray] = {}
+        self.kept: dict[tuple[str, ...], Arrays] = {}      # batch keys -> inputs
+        self.outputs: dict[tuple[str, ...], Arrays] = {}   # batch keys -> outputs
 
     def watch(self, batches: Iterable[Batch]) -> Iterator[Batch]:
+        """Pass batches through, keeping the inputs of the first ones."""
+        count = 0
         for batch in batches:
-            for name, row in zip(batch.names, batch.data):
-                if len(self.inputs) < self.limit and self.found is None:
-                    self.inputs[name] = row.copy()
+            if self.found is None and count < self.limit:
+                self.kept[tuple(batch.keys)] = {name: a.copy() for name, a in batch.inputs.items()}
+                count += len(batch.keys)
             yield batch
 
-    def record(self, names: list[str], outputs: np.ndarray) -> None:
-        for name, row in zip(names, outputs):
-            if name in self.inputs:
-                self.outputs[name] = np.array(row)
+    def record(self, outputs: Iterable[tuple[list[str], Arrays]]) -> Iterator[tuple[list[str], Arrays]]:
+        """Pass results through, keeping the outputs of the batches kept on the way in."""
+        for keys, batch in outputs:
+            if tuple(keys) in self.kept:
+                self.outputs[tuple(keys)] = {name: np.array(a) for name, a in batch.items()}
+            yield keys, batch
 
-    def figures(self, batch_size: int) -> dict | None:
-        """The comparison (run once, then remembered); None when no image was kept."""
+    def figures(self) -> dict | None:
+        """The comparison (run once, then remembered); None when nothing was kept."""
         if self.found is not None:
             return self.found
-        names = [n for n in self.inputs if n in self.outputs]
-        if not names:
+        done = [keys for keys in self.kept if keys in self.outputs]
+        if not done:
             return None
-        import torch
-
-        log.info("comparing %d of this run's images with %s", len(names), REFERENCE)
-        model = self.artifacts.torch_model()
-        ref = []
-        with torch.inference_mode():
-            for start in range(0, len(names), batch_size):
-                x = np.stack([self.inputs[n] for n in names[start:start + batch_size]])
-                ref.append(model(torch.from_numpy(x)).numpy())
-        figures = parity_figures(np.concatenate(ref), np.stack([self.outputs[n] for n in names]))
+        log.info("comparing %d of this run's samples with %s", sum(map(len, done)), REFERENCE)
+        model, manifest = self.artifacts.torch_model(), self.artifacts.manifest
+        ref = [torch_outputs(model, manifest, self.kept[keys]) for keys in done]
+        figures = agreement(manifest, ref, [self.outputs[keys] for keys in done])
         atomic_write_json(self.path, figures)
         return figures

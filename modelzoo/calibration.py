@@ -1,22 +1,22 @@
-"""The images static int8 quantisation calibrates on, and which of them a run takes.
+"""The samples static int8 quantisation calibrates on, and which of them a run takes.
 
-Order of preference: --calibration-data DIR (never the images being scored), else the run's own
---data, else the demo set (generated pictures: scales from them fit real photos poorly, so the
-run says so). `--calibration N` images, spread evenly over the sorted files.
+Order of preference: --calibration-data DIR (never the samples being scored), else the run's own
+--data, else the demo set (generated pictures: scales from them fit real data poorly, so the run
+says so). `--calibration N` samples, spread evenly over the data set's order.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
-
-from modelzoo.data import find_images
 from modelzoo.errors import UserError
-from modelzoo.manifest import Manifest
-from modelzoo.resume import files_digest
+from modelzoo.tasks import Dataset, Sample, samples_digest
+
+if TYPE_CHECKING:
+    from modelzoo.backends.base import Arrays
+    from modelzoo.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -25,54 +25,73 @@ DEFAULT_IMAGES = 300
 
 @dataclass(frozen=True)
 class Calibration:
-    images: tuple[Path, ...]
+    samples: tuple[Sample, ...]
     source: str                           # "calibration-data", "data" or "demo"
     root: Path
-    input_name: str
-    preprocess: Callable[[Path], np.ndarray]
+    entry: ModelEntry
 
     def digest(self) -> str:
-        return files_digest(list(self.images))
+        return samples_digest(list(self.samples))
 
     def to_report(self) -> dict:
-        return {"source": self.source, "path": str(self.root), "images": len(self.images),
+        return {"source": self.source, "path": str(self.root), "images": len(self.samples),
                 "digest": self.digest()}
 
     def announce(self) -> None:
         """Say where the scales come from, loudly when they come from the demo set."""
         if self.source == "demo":
-            log.warning("int8 calibration on the demo set (%d generated pictures): pass --data or "
-                        "--calibration-data for scales from real images", len(self.images))
+            log.warning("int8 calibration on the demo set (%d generated samples): pass --data or "
+                        "--calibration-data for scales from real data", len(self.samples))
         elif self.source == "data":
-            log.info("int8 calibration on %d of the images being scored, in %s (--calibration-data DIR "
-                     "keeps them apart)", len(self.images), self.root)
+            log.info("int8 calibration on %d of the samples being scored, in %s (--calibration-data DIR "
+                     "keeps them apart)", len(self.samples), self.root)
         else:
-            log.info("int8 calibration on %d images from %s", len(self.images), self.root)
+            log.info("int8 calibration on %d samples from %s", len(self.samples), self.root)
 
-    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        """Model inputs, one image each; iterable again, as a quantiser makes several passes.
+    def __iter__(self) -> Iterator[Arrays]:
+        """Model inputs, one sample each; iterable again, as a quantiser makes several passes.
 
-        Unreadable images are left out: calibration needs a representative sample, not each file.
+        Unreadable samples are left out: calibration needs a representative set, not each file.
         """
-        for path in self.images:
+        from modelzoo.stream import as_inputs, stack
+
+        names = [t.name for t in self.entry.manifest.inputs]
+        for sample in self.samples:
             try:
-                array = self.preprocess(path)
+                row = as_inputs(self.entry.preprocess(sample.source), names)
             except UserError as exc:
                 log.warning("calibration: skipping %s", exc)
                 continue
-            yield {self.input_name: array[None]}
+            yield (self.entry.collate or stack)([row])
 
 
-def choose_calibration(manifest: Manifest, preprocess: Callable[[Path], np.ndarray], count: int,
-                       calibration_data: Path | None, data_root: Path, demo: bool) -> Calibration:
-    """`count` images from --calibration-data, else from the data set at `data_root`."""
+def calibration_samples(entry: ModelEntry, directory: Path) -> list[Sample]:
+    """The samples in --calibration-data: the task's own layout, or, for one that needs labels
+    calibration does not, the image files in DIR/images or DIR."""
+    try:
+        return entry.task.load_dataset(directory).samples
+    except UserError:
+        from modelzoo.data import find_images
+        from modelzoo.labels import image_key
+
+        image_dir = directory / "images" if (directory / "images").is_dir() else directory
+        return [Sample(image_key(p.name), p) for p in find_images(image_dir)]
+
+
+def choose_calibration(entry: ModelEntry, count: int, calibration_data: Path | None,
+                       dataset: Dataset | None) -> Calibration:
+    """`count` samples from --calibration-data, else from `dataset` (the run's, before --limit)."""
     if count < 1:
         raise UserError(f"--calibration must be at least 1, got {count}")
-    root = Path(calibration_data) if calibration_data is not None else Path(data_root)
-    image_dir = root / manifest.dataset["images"]
-    images = find_images(image_dir if image_dir.is_dir() else root)
-    picked = tuple(images[i * len(images) // min(count, len(images))] for i in range(min(count, len(images))))
-    source = "calibration-data" if calibration_data is not None else "demo" if demo else "data"
-    if len(picked) < count:
-        log.info("int8 calibration: %s holds %d images, fewer than --calibration %d", root, len(picked), count)
-    return Calibration(picked, source, root.resolve(), manifest.inputs[0].name, preprocess)
+    if calibration_data is not None:
+        root, samples, source = Path(calibration_data), calibration_samples(entry, Path(calibration_data)), \
+            "calibration-data"
+    else:
+        root, samples, source = dataset.root, dataset.samples, "demo" if dataset.demo else "data"
+    if not samples:
+        raise UserError(f"no samples to calibrate on in {root}; pass --calibration-data DIR")
+    n = min(count, len(samples))
+    picked = tuple(samples[i * len(samples) // n] for i in range(n))
+    if n < count:
+        log.info("int8 calibration: %s holds %d samples, fewer than --calibration %d", root, n, count)
+    return Calibration(picked, source, root.resolve(), entry)

@@ -66,11 +66,11 @@ def nncf_int8(artifacts: Artifacts, calibration: Calibration) -> Path:
         calibration.announce()
         model = ov.Core().read_model(str(fp32))
         transformer = has_attention(model)
-        log.info("quantising %s to int8 with NNCF %s on %d calibration images from %s%s", fp32.name,
-                 version("nncf"), len(calibration.images), calibration.root,
+        log.info("quantising %s to int8 with NNCF %s on %d calibration samples from %s%s", fp32.name,
+                 version("nncf"), len(calibration.samples), calibration.root,
                  " (transformer: attention MatMuls found)" if transformer else "")
         started = time.perf_counter()
-        quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration.images),
+        quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration.samples),
                                   model_type=nncf.ModelType.TRANSFORMER if transformer else None)
         tmp.mkdir()
         ov.save_model(quantized, str(tmp / "model.xml"))
@@ -80,7 +80,7 @@ def nncf_int8(artifacts: Artifacts, calibration: Calibration) -> Path:
 
     key = artifacts.key(artifact="nncf-int8", source=fp32.name, openvino=version("openvino"),
                         nncf=version("nncf"), calibration=calibration.digest(),
-                        calibration_images=len(calibration.images), quantization=NNCF_SETTINGS)
+                        calibration_samples=len(calibration.samples), quantization=NNCF_SETTINGS)
     return artifacts.cache.artifact(f"{fp32.stem}-nncf-int8", ".ov", key, build, "int8 OpenVINO model (NNCF)")
 
 

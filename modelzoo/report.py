@@ -1,6 +1,8 @@
 """The console summary of a run."""
 from __future__ import annotations
 
+from modelzoo.export import describe_agreement
+
 
 def _fmt(value, pattern: str) -> str:
     return "n/a" if value is None else format(value, pattern)
@@ -14,22 +16,20 @@ def print_report(report: dict) -> None:
         ("precision", f"{report.get('precision') or 'n/a'} (asked: {report['precision_requested']}; "
                       f"{report.get('precision_note') or 'nothing run'})"),
         ("images", f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
-        ("top-1", _fmt(report["top1"], ".4f")),
-        ("top-5", _fmt(report["top5"], ".4f")),
+        *((name, _fmt(value, ".4f") if isinstance(value, float) else str(value))
+          for name, value in report["metrics"].items() if name != "images"),
         ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} img/s (inference while preprocessing "
                        "shares the CPUs; `modelzoo bench` for inference alone)"),
         ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} img/s (JPEG to prediction)"),
     ]
     if parity:
-        rows.append(("parity", f"max|diff| {parity['max_abs_diff']:.2e}, cosine {parity['cosine']:.6f}, "
-                               f"top-1 agreement {parity['top1_agreement']:.0%} (torch vs fp32 ONNX)"))
+        rows.append(("parity", f"{describe_agreement(parity)} (torch vs fp32 ONNX)"))
     agreement = report.get("agreement") or {}
-    for key, where in (("run_samples", "of this run's images"), ("parity_inputs", "random parity inputs")):
+    for key, where in (("run_samples", "of this run's samples"), ("parity_inputs", "random parity inputs")):
         figures = agreement.get(key)
         if figures:
-            rows.append(("vs fp32", f"{report['precision']} agrees with {agreement['reference']} on "
-                                    f"{figures['top1_agreement']:.0%} of top-1 over {figures['images']} {where} "
-                                    f"(cosine {figures['cosine']:.6f}, max|diff| {figures['max_abs_diff']:.2e})"))
+            rows.append(("vs fp32", f"{report['precision']} against {agreement['reference']} on {figures['images']} "
+                                    f"{where}: {describe_agreement(figures)}"))
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""

@@ -136,13 +136,13 @@ def test_openvino_compiles_the_hint_asked_for(tiny_registry, tiny_weights, tmp_p
 def test_int8_is_calibrated_on_the_data_cached_and_compared_on_the_run(runs, caplog):
     go, root = runs
     with caplog.at_level(logging.INFO, logger="modelzoo"):
-        first = go("int8", "int8-a", calibration=5, agreement_samples=3)
+        first = go("int8", "int8-a", calibration=5, agreement_samples=3)  # whole batches of 2: 4
     assert first["precision"] == "int8" and "NNCF static int8" in first["precision_note"]
     calibration = first["calibration"]
     assert calibration["source"] == "data" and calibration["images"] == 5 and calibration["reused"] is False
-    assert "quantising" in caplog.text and "of the images being scored" in caplog.text
+    assert "quantising" in caplog.text and "of the samples being scored" in caplog.text
     samples = first["agreement"]["run_samples"]
-    assert samples["images"] == 3 and 0.9 < samples["cosine"] <= 1 + 1e-9 and 0 <= samples["top1_agreement"] <= 1
+    assert samples["images"] == 4 and 0.9 < samples["cosine"] <= 1 + 1e-9 and 0 <= samples["top1_agreement"] <= 1
     built = sorted((root / "cache").glob("*-nncf-int8-*.ov"))
     assert len(built) == 1 and (built[0] / "model.xml").is_file()
     stamp = (built[0] / "model.bin").stat().st_mtime_ns
@@ -168,23 +168,31 @@ def test_calibration_data_keeps_the_scored_images_apart(runs, tmp_path):
     assert len(list((root / "cache").glob("*-nncf-int8-*.ov"))) >= 2  # another calibration, another model
 
 
-def test_calibration_falls_back_to_the_demo_set_and_says_so(tmp_path, caplog):
-    from modelzoo.manifest import load_manifest
-    from modelzoo_lvvit.plugin import DEMO_DATA, MANIFEST_PATH
+def test_calibration_falls_back_to_the_demo_set_and_says_so(caplog):
+    from modelzoo.pipeline import load_dataset
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
 
-    MANIFEST = load_manifest(MANIFEST_PATH)
-
-    chosen = choose_calibration(MANIFEST, lambda p: np.zeros(1), 300, None, DEMO_DATA, demo=True)
-    assert chosen.source == "demo" and len(chosen.images) == len(list((DEMO_DATA / "images").iterdir()))
+    entry = Registry(get_plugin_manager()).model("lvvit")
+    demo = load_dataset(entry, None, None)
+    chosen = choose_calibration(entry, 300, None, demo)
+    assert chosen.source == "demo" and len(chosen.samples) == len(demo.samples) == 8
     with caplog.at_level(logging.WARNING, logger="modelzoo"):
         chosen.announce()
     assert "demo set" in caplog.text and "--calibration-data" in caplog.text
-    spread = choose_calibration(MANIFEST, lambda p: np.zeros(1), 3, None, DEMO_DATA, demo=True)
-    names = [p.name for p in spread.images]
-    every = sorted(p.name for p in (DEMO_DATA / "images").iterdir())
-    assert names == [every[0], every[2], every[5]]  # spread over the 8 files, not the first three
+    spread = choose_calibration(entry, 3, None, demo)
+    assert [s.key for s in spread.samples] == [demo.samples[i].key for i in (0, 2, 5)]  # spread, not the first 3
     with pytest.raises(UserError, match="--calibration must be at least 1"):
-        choose_calibration(MANIFEST, lambda p: np.zeros(1), 0, None, DEMO_DATA, demo=True)
+        choose_calibration(entry, 0, None, demo)
+
+
+def test_calibration_data_needs_no_labels(tiny_registry, tmp_path):
+    for i in range(3):
+        write_photo(tmp_path / f"shot{i}.jpg", (40, 44), seed=i)
+    chosen = choose_calibration(tiny_registry.model("tinycnn"), 10, tmp_path, None)
+    assert [s.key for s in chosen.samples] == ["shot0", "shot1", "shot2"]
+    inputs = list(chosen)
+    assert len(inputs) == 3 and inputs[0]["pixels"].shape == (1, 3, 32, 32)  # one sample per batch
 
 
 def test_a_rerun_with_nothing_left_keeps_the_precision_figures(runs):

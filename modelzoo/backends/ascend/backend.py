@@ -98,7 +98,7 @@ class AscendBackend(Backend):
         om, devices, gears, _ = self.compile(artifacts, batch_size, settings)
         log.info("ascend: %s on device(s) %s, --io %s", om.name, ",".join(map(str, devices)), io)
         if io == "stream":
-            session = AisStreamSession(om, batch_size, gears is not None, devices)
+            session = AisStreamSession(om, artifacts.manifest, batch_size, gears is not None, devices)
         else:
             session = AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices, settings)
         mode = precision_mode(artifacts.manifest, settings.precision)
