@@ -236,3 +236,15 @@ def test_atc_precision_mode_follows_the_precision():
     assert flags("auto", mixed) == ["--precision_mode=allow_mix_precision"]
     assert precision_mode(mixed, "auto") == "allow_mix_precision"
     assert flags("fp32", mixed) == ["--precision_mode=force_fp32"]  # the run's explicit choice wins
+
+
+def test_openvino_refuses_fp16_where_its_cpu_plugin_offers_none(tiny_registry):
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "FP16" in capabilities:
+        pytest.skip("this CPU computes fp16 (AMX-FP16 or ARM)")
+    with pytest.raises(UserError) as info:
+        tiny_registry.backend("openvino", "fp16")
+    assert "backend 'openvino' cannot run fp16 here: OpenVINO's CPU plugin computes no fp16" in str(info.value)
+    assert "--precision auto or fp32" in str(info.value)
