@@ -61,3 +61,18 @@ def test_results_that_arrive_together_do_not_make_a_rate():
     assert figures["latency_ms_p50"] == pytest.approx(1000.0)
     with pytest.raises(ValueError):
         bench_figures([0.0, 1.0], [1.0], batch_size=1, warmup=1)
+
+
+def test_all_means_every_precision_each_backend_runs_here():
+    from modelzoo.bench import cells
+    from modelzoo.precision import runnable_here
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tiny_plugin)
+    registry = Registry(pm)
+    chosen, skipped = cells(registry, ["openvino", "torch"], None)
+    assert skipped == [] and ("torch", "fp32") in chosen and ("openvino", "int8") in chosen
+    assert [p for b, p in chosen if b == "openvino"] == [p for p in runnable_here(registry.backends["openvino"])
+                                                          if p != "auto"]
+    with pytest.raises(Exception, match="cannot run int8 here"):  # one backend, one precision: the error
+        cells(registry, ["torch"], ("int8",))
