@@ -59,9 +59,10 @@ def resolve_weights(manifest: Manifest, weights: Path | None) -> Weights:
         if not Path(weights).is_file():
             raise UserError(f"weights file {weights} does not exist; check --weights")
         return Weights(Path(weights).resolve(), sha256_of(weights))
-    standard = weights_dir() / manifest.weights["file"]
-    if standard.is_file():
-        return Weights(standard, sha256_of(standard))
+    if manifest.weights is not None:  # a manifest without [weights] runs seeded random weights
+        standard = weights_dir() / manifest.weights["file"]
+        if standard.is_file():
+            return Weights(standard, sha256_of(standard))
     return Weights(None, None)
 
 
@@ -76,6 +77,8 @@ RANDOM_BANNER = """\
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:
     """Download the manifest's weights into the weights directory; one clear line on failure."""
+    if manifest.weights is None:
+        raise UserError(f"{manifest.path} declares no [weights] to download; pass --weights PATH to runs")
     target = weights_dir() / manifest.weights["file"]
     if target.is_file():
         log.info("weights already present: %s", target)
