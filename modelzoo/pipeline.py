@@ -25,7 +25,7 @@ from modelzoo.resume import ResultLog
 from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Preprocessor, batches, default_workers
-from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
+from modelzoo.weights import random_banner, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     weights = resolve_weights(manifest, opts.weights)
     _check_writable(output)
     if weights.random:
-        print(RANDOM_BANNER.format(name=manifest.name, file=(manifest.weights or {}).get("file", "(none)"),
-                                   dir=weights_dir()), file=sys.stderr)
+        print(random_banner(manifest), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,

@@ -70,9 +70,18 @@ RANDOM_BANNER = """\
 ************************************************************************
 *  NO CHECKPOINT: running {name} with seeded RANDOM weights.
 *  Accuracy below means nothing; throughput is real.
-*  Get the real weights with 'modelzoo fetch {name}', or put
-*  {file} in {dir}, or pass --weights PATH.
+*  {remedy}
 ************************************************************************"""
+
+
+def random_banner(manifest: Manifest) -> str:
+    """The warning a run with random weights prints first: where real weights would come from."""
+    if manifest.weights is None:
+        remedy = "The plugin names no checkpoint: pass --weights PATH."
+    else:
+        remedy = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
+                  f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH.")
+    return RANDOM_BANNER.format(name=manifest.name, remedy=remedy)
 
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:

@@ -177,10 +177,13 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path):
         tinyseg.Segmentation(4).load_dataset(tmp_path)
 
 
-def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, cache, tmp_path):
+def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, cache, tmp_path, capsys):
     report = run(registry, RunOptions(model="tinytext", backend="torch", output=tmp_path, cache_dir=cache,
                                       workers=0, quiet=True))
     assert report["weights"]["random"] is True and report["metrics"]["samples"] == 12
+    banner = capsys.readouterr().err
+    assert "seeded RANDOM weights" in banner and "The plugin names no checkpoint: pass --weights PATH." in banner
+    assert "modelzoo fetch" not in banner
     with pytest.raises(UserError, match=r"plugin.toml declares no \[weights\] to download"):
         fetch_weights(tinytext.MANIFEST)
 
