@@ -20,7 +20,9 @@ import torch
 from PIL import Image
 
 import tests.plugins.tinyseg.plugin as tinyseg
+import tests.plugins.tinyseg.task as seg_task
 import tests.plugins.tinytext.plugin as tinytext
+import tests.plugins.tinytext.task as text_task
 from modelzoo.bench import bench
 from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
@@ -70,7 +72,7 @@ def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray
     model = plugin.build("standard")
     model.load_state_dict(torch.load(weights, weights_only=True))
     entry = MockRunner(plugin).model(name)
-    samples = entry.task.load_dataset(plugin.HERE / "demo").samples
+    samples = entry.task.load_dataset(entry.demo_data).samples
     rows = [entry.preprocess(s.source) for s in samples]
     with torch.inference_mode():
         if name == "tinytext":
@@ -146,7 +148,7 @@ def assert_matches(name: str, output: Path, report: dict, expected: dict) -> Non
 
 def run_model(registry, weights, cache, name: str, output: Path, **options) -> dict:
     return run(registry, RunOptions(model=name, weights=weights[name], output=output, cache_dir=cache,
-                                    workers=0, quiet=True, **{"batch_size": BATCH, **options}))
+                                    quiet=True, **{"batch_size": BATCH, "workers": 0, **options}))
 
 
 # ---------------------------------------------------------------- the plugins alone
@@ -159,22 +161,22 @@ def test_the_plugins_keep_the_contract(name):
 
 def test_text_collate_pads_cuts_and_masks():
     rows = [{"input_ids": np.array([5, 6, 7])}, {"input_ids": np.arange(1, 21)}, {"input_ids": np.array([], int)}]
-    batch = tinytext.collate(rows)
+    batch = text_task.collate(rows)
     assert batch["input_ids"].dtype == batch["attention_mask"].dtype == np.int64
     assert batch["input_ids"].tolist() == [[5, 6, 7] + [0] * 13, list(range(1, 17)), [0] * 16]
     assert batch["attention_mask"].tolist() == [[1] * 3 + [0] * 13, [1] * 16, [0] * 16]
-    ids = tinytext.tokenize("Rain, rain AND wind!")
+    ids = text_task.tokenize("Rain, rain AND wind!")
     assert len(ids) == 4 and ids[0] == ids[1] != ids[3] and all(1 <= i < 64 for i in ids)
 
 
 def test_bad_data_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "samples.jsonl").write_text('{"id": "a", "text": "ok", "label": 1}\n{"id": "b", "text": "x"}\n')
     with pytest.raises(UserError, match=r"samples.jsonl line 2 is not a JSON object .*; fix that line"):
-        tinytext.TextClassification(3).load_dataset(tmp_path)
+        text_task.TextClassification(3).load_dataset(tmp_path)
     (tmp_path / "images").mkdir()
-    shutil.copy(tinyseg.HERE / "demo" / "images" / "scene0.png", tmp_path / "images" / "lonely.png")
+    shutil.copy(seg_task.HERE / "demo" / "images" / "scene0.png", tmp_path / "images" / "lonely.png")
     with pytest.raises(UserError, match=r"picture .*lonely.png has no mask .*masks/lonely.png"):
-        tinyseg.Segmentation(4).load_dataset(tmp_path)
+        seg_task.Segmentation(4).load_dataset(tmp_path)
 
 
 def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, cache, tmp_path, capsys):
@@ -185,7 +187,7 @@ def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, 
     assert "seeded RANDOM weights" in banner and "The plugin names no checkpoint: pass --weights PATH." in banner
     assert "modelzoo fetch" not in banner
     with pytest.raises(UserError, match=r"plugin.toml declares no \[weights\] to download"):
-        fetch_weights(tinytext.MANIFEST)
+        fetch_weights(text_task.MANIFEST)
 
 
 # ---------------------------------------------------------------- through the runner
@@ -195,7 +197,9 @@ def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, 
 @pytest.mark.parametrize("name", PLUGINS)
 def test_every_cpu_backend_gives_the_torch_models_records_and_metrics(registry, weights, cache, expected,
                                                                      tmp_path, name, backend):
-    report = run_model(registry, weights, cache, name, tmp_path, backend=backend)
+    # One backend's runs also preprocess in spawned worker processes, as a user's runs do.
+    report = run_model(registry, weights, cache, name, tmp_path, backend=backend,
+                       workers=2 if backend == "onnxruntime" else 0)
     assert report["backend"] == backend and report["task"] == PLUGINS[name].MANIFEST.task["kind"]
     assert_matches(name, tmp_path, report, expected)
     if backend != "torch":
@@ -249,7 +253,7 @@ def test_bench_measures_each_batch_size(registry, weights, cache, tmp_path, name
 
 
 def test_ci_checks_both_plugins_from_their_manifests(cache, tmp_path):
-    code = run_ci([tinytext.HERE, tinyseg.HERE], tmp_path, load_entrypoints=False, quiet=True, cache_dir=cache)
+    code = run_ci([text_task.HERE, seg_task.HERE], tmp_path, load_entrypoints=False, quiet=True, cache_dir=cache)
     ci = json.loads((tmp_path / "ci.json").read_text())
     assert code == 0, ci
     assert sorted(ci["models"]) == ["tinyseg", "tinytext"]
@@ -268,7 +272,7 @@ class WithArgmax(tinytext.MeanOfEmbeddings):
         return logits, logits.argmax(1)
 
 
-class ArgmaxTask(tinytext.TextClassification):
+class ArgmaxTask(text_task.TextClassification):
     def postprocess(self, outputs):
         records = super().postprocess(outputs)
         return [{**record, "argmax": int(a)} for record, a in zip(records, outputs["argmax"], strict=True)]
@@ -279,7 +283,7 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
     """Output i is read from `<key>_<i>.bin` with its own dtype; after a crash only the samples
     without every result are sent again."""
     manifest = tmp_path / "plugin.toml"
-    manifest.write_text((tinytext.HERE / "plugin.toml").read_text().replace('name = "tinytext"', 'name = "argmax"')
+    manifest.write_text((text_task.HERE / "plugin.toml").read_text().replace('name = "tinytext"', 'name = "argmax"')
                         + '\n[[outputs]]\nname = "argmax"\ndtype = "int64"\nshape = ["batch"]\n')
     entry = dataclasses.replace(MockRunner(tinytext).model("tinytext"), manifest=load_manifest(manifest),
                                 build=lambda variant: WithArgmax().eval(), task=ArgmaxTask(3))
