@@ -101,7 +101,10 @@ def text_expectation(keys, targets, logits) -> tuple[dict, dict]:
 def seg_expectation(keys, targets, logits) -> tuple[dict, dict]:
     """Per key the predicted mask; IoU of every class as intersection over union of pixel sets."""
     masks = logits.argmax(1)
-    truths = [np.asarray(Image.open(t)) for t in targets]
+    truths = []
+    for target in targets:
+        with Image.open(target) as mask:
+            truths.append(np.asarray(mask))
     ious = []
     for c in range(logits.shape[1]):
         inter = sum(np.sum((m == c) & (t == c)) for m, t in zip(masks, truths))
