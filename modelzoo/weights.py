@@ -59,10 +59,11 @@ def resolve_weights(manifest: Manifest, weights: Path | None) -> Weights:
         if not Path(weights).is_file():
             raise UserError(f"weights file {weights} does not exist; check --weights")
         return Weights(Path(weights).resolve(), sha256_of(weights))
-    if manifest.weights is not None:  # a manifest without [weights] runs seeded random weights
-        standard = weights_dir() / manifest.weights["file"]
-        if standard.is_file():
-            return Weights(standard, sha256_of(standard))
+    if manifest.weights is None:  # the plugin publishes no checkpoint
+        return Weights(None, None)
+    standard = weights_dir() / manifest.weights["file"]
+    if standard.is_file():
+        return Weights(standard, sha256_of(standard))
     return Weights(None, None)
 
 
@@ -70,24 +71,14 @@ RANDOM_BANNER = """\
 ************************************************************************
 *  NO CHECKPOINT: running {name} with seeded RANDOM weights.
 *  Accuracy below means nothing; throughput is real.
-*  {remedy}
+*  {where}
 ************************************************************************"""
-
-
-def random_banner(manifest: Manifest) -> str:
-    """The warning a run with random weights prints first: where real weights would come from."""
-    if manifest.weights is None:
-        remedy = "The plugin names no checkpoint: pass --weights PATH."
-    else:
-        remedy = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
-                  f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH.")
-    return RANDOM_BANNER.format(name=manifest.name, remedy=remedy)
 
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:
     """Download the manifest's weights into the weights directory; one clear line on failure."""
     if manifest.weights is None:
-        raise UserError(f"{manifest.path} declares no [weights] to download; pass --weights PATH to runs")
+        raise UserError(f"{manifest.path} names no [weights] to download; pass --weights PATH to runs")
     target = weights_dir() / manifest.weights["file"]
     if target.is_file():
         log.info("weights already present: %s", target)

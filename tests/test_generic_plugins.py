@@ -23,10 +23,8 @@ import tests.plugins.tinyseg.plugin as tinyseg
 import tests.plugins.tinyseg.task as seg_task
 import tests.plugins.tinytext.plugin as tinytext
 import tests.plugins.tinytext.task as text_task
+from modelzoo.api import UserError, hookimpl, load_manifest
 from modelzoo.bench import bench
-from modelzoo.errors import UserError
-from modelzoo.hookspecs import hookimpl
-from modelzoo.manifest import load_manifest
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
@@ -187,9 +185,9 @@ def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, 
                                       workers=0, quiet=True))
     assert report["weights"]["random"] is True and report["metrics"]["samples"] == 12
     banner = capsys.readouterr().err
-    assert "seeded RANDOM weights" in banner and "The plugin names no checkpoint: pass --weights PATH." in banner
+    assert "seeded RANDOM weights" in banner and "The plugin publishes no checkpoint: pass --weights PATH." in banner
     assert "modelzoo fetch" not in banner
-    with pytest.raises(UserError, match=r"plugin.toml declares no \[weights\] to download"):
+    with pytest.raises(UserError, match=r"plugin.toml names no \[weights\] to download"):
         fetch_weights(text_task.MANIFEST)
 
 

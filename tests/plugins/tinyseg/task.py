@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from modelzoo.errors import UserError
-from modelzoo.manifest import load_manifest
-from modelzoo.tasks import Dataset, Sample
+from modelzoo.api import Dataset, Sample, UserError, load_manifest
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = load_manifest(HERE / "plugin.toml")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from modelzoo.hookspecs import hookimpl
-from modelzoo.registry import ModelEntry
+from modelzoo.api import ModelEntry, hookimpl
 from tests.plugins.tinytext.task import CLASSES, HERE, MANIFEST, VOCAB, TextClassification, collate, preprocess
 
 WIDTH = 8
