@@ -198,9 +198,10 @@ def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, 
 @pytest.mark.parametrize("name", PLUGINS)
 def test_every_cpu_backend_gives_the_torch_models_records_and_metrics(registry, weights, cache, expected,
                                                                      tmp_path, name, backend):
-    # One backend's runs also preprocess in spawned worker processes, as a user's runs do.
+    # One backend's runs also preprocess in spawned worker processes, as a user's runs do. fp32: the
+    # records must equal torch's (the default may run bf16, whose drift the report measures instead).
     report = run_model(registry, weights, cache, name, tmp_path, backend=backend,
-                       workers=2 if backend == "onnxruntime" else 0)
+                       workers=2 if backend == "onnxruntime" else 0, precision="fp32")
     assert report["backend"] == backend and report["task"] == PLUGINS[name].MANIFEST.task["kind"]
     assert_matches(name, tmp_path, report, expected)
     if backend != "torch":
@@ -314,3 +315,20 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
     assert {k: (r["label"], r["argmax"]) for k, r in records.items()} == \
         {k: (label, label) for k, (label, _) in expected["tinytext"][0].items()}
     assert report["metrics"] == pytest.approx(expected["tinytext"][1])
+
+
+@pytest.mark.parametrize("precision", ["auto", "int8"])
+@pytest.mark.parametrize("name", PLUGINS)
+def test_reduced_precisions_run_any_task_and_measure_their_drift(registry, weights, cache, tmp_path, name,
+                                                                 precision):
+    report = run_model(registry, weights, cache, name, tmp_path, backend="openvino", precision=precision,
+                       calibration=4)
+    assert report["precision_requested"] == precision and report["precision"] in ("fp32", "bf16", "int8")
+    parity = report["agreement"]["parity_inputs"]
+    assert set(parity["outputs"]) == {t.name for t in PLUGINS[name].MANIFEST.outputs}
+    assert 0.9 < parity["cosine"] <= 1 + 1e-9
+    if report["precision"] != "fp32":
+        samples = report["agreement"]["run_samples"]
+        assert samples["images"] == report["images"] and 0.9 < samples["cosine"] <= 1 + 1e-9
+    if precision == "int8":
+        assert report["calibration"]["images"] == 4 and report["calibration"]["source"] == "demo"
