@@ -210,7 +210,7 @@ def test_int8_run_reports_its_agreement_with_fp32(tmp_path, dataset_dir, spread_
         agreement = report["agreement"][where]
         assert 0 <= agreement["top1_agreement"] <= 1 and 0 < agreement["cosine"] <= 1 + 1e-9
     assert report["agreement"]["run_samples"]["images"] == 6
-    assert "int8 agrees with torch fp32" in result.stdout and "of this run's images" in result.stdout
+    assert "int8 against torch fp32 on 6 of this run's samples" in result.stdout
 
 
 class _Payload:

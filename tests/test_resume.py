@@ -16,7 +16,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.slow
 
 # Figures that measure this particular process, not the evaluation.
-TIMING_KEYS = {"throughput_fps", "e2e_fps", "stages_s", "peak_rss_mb", "created", "resumed_images"}
+TIMING_KEYS = {"throughput_fps", "e2e_fps", "latency_ms", "stages_s", "peak_rss_mb", "created", "resumed_images"}
 
 
 def command(dataset_dir: Path, weights: Path, output: Path, *extra: str, backend: str = "torch") -> list[str]:
