@@ -15,6 +15,7 @@ import numpy as np
 
 from ais_bench import console
 from ais_bench.backend import TensorDesc
+from ais_bench.infer.path_check import open_checked
 from ais_bench.infer.summary import Summary
 
 PURE_INFER_FAKE_FILE = "pure_infer_data"
@@ -47,7 +48,8 @@ def file_bytes(path: str) -> np.ndarray:
     """A file's content as ais_bench feeds it: an .npy array, or the raw bytes of anything else."""
     if path.endswith((".npy", ".NPY")):
         return np.load(path)
-    return np.fromfile(path, dtype=np.int8)
+    with open_checked(path, "rb") as f:
+        return np.frombuffer(f.read(), dtype=np.int8)
 
 
 def chunks(items: list[str], size: int, padding: str | None) -> list[list[str]]:
@@ -152,14 +154,15 @@ def save_outputs(outputs: list[np.ndarray], output_prefix: str, infiles: list[li
 
 
 def save_array(path: str, data: np.ndarray) -> None:
-    if path.endswith((".npy", ".NPY")):
-        np.save(path, data)
-    elif path.endswith((".txt", ".TXT")):
-        # Rows of the array reshaped to (-1, last_dim): each value '%f ' (or '%d ' for integers).
-        rows = data.reshape(-1, data.shape[-1]) if data.ndim else data.reshape(1, 1)
-        fmt = "%f " if rows.dtype.kind == "f" else "%d "
-        with open(path, "w") as f:
+    """Written with the path checks and the 0640 mode of the real tool's file writes."""
+    with open_checked(path, "wb") as f:
+        if path.endswith((".npy", ".NPY")):
+            np.save(f, data)
+        elif path.endswith((".txt", ".TXT")):
+            # Rows of the array reshaped to (-1, last_dim): each value '%f ' (or '%d ' for integers).
+            rows = data.reshape(-1, data.shape[-1]) if data.ndim else data.reshape(1, 1)
+            fmt = "%f " if rows.dtype.kind == "f" else "%d "
             for row in rows:
-                f.write("".join(fmt % value for value in row) + "\n")
-    else:
-        data.tofile(path)
+                f.write(("".join(fmt % value for value in row) + "\n").encode())
+        else:
+            f.write(np.ascontiguousarray(data).tobytes())
