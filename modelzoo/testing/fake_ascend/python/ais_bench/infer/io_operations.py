@@ -15,7 +15,7 @@ import numpy as np
 
 from ais_bench import console
 from ais_bench.backend import TensorDesc
-from ais_bench.infer.path_check import open_checked
+from ais_bench.infer.path_check import READ, PathInfo, open_checked
 from ais_bench.infer.summary import Summary
 
 PURE_INFER_FAKE_FILE = "pure_infer_data"
@@ -35,8 +35,14 @@ def files_in_dir(directory: str) -> list[str]:
     if not os.path.exists(directory):
         console.error(f"dir:{directory} not exist")
         raise RuntimeError()
-    files = [os.path.join(directory, f) for f in os.listdir(directory)
-             if f.endswith(INPUT_SUFFIXES)]
+    files = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        info = PathInfo(path)  # every entry, whatever its suffix, must pass the read rules
+        if not info.legal(READ):
+            raise RuntimeError(f"input data:{path} is illegal")
+        if not info.is_dir and name.endswith(INPUT_SUFFIXES):
+            files.append(path)
     if not files:
         console.error(f"{directory} of input args not find valid file,"
                       f"valid file format:[*.npy *.NPY *.bin *.BIN]")

@@ -6,7 +6,8 @@ and args_check.py; the June 2023 front end had none of this):
     only A-Z a-z 0-9 _ - / . , be at most 4096 characters long and have names of at most 255;
   - the path itself must not be a symbolic link (only the last name is looked at);
   - the current user must own it or be a member of its group;
-  - a path it reads must exist, be readable and not be group- or other-writable;
+  - a path it reads must exist, be readable and not be group- or other-writable (each entry
+    of an --input folder too);
   - a path it writes may be missing; if present it must be writable and not group-writable nor
     other-readable/-writable/-executable (at most 0750);
   - folders it creates get 0750 one level at a time, files it writes 0640 (under the umask);
