@@ -203,3 +203,12 @@ def test_stream_close_releases_every_model_before_finalize(fake_ascend, tmp_path
     assert {e[1] for e in RUNTIME.events if e[0] == "unload"} == {1, 2, 3}
     assert RUNTIME.late_releases == []
     assert session.throughput_fps() == pytest.approx(3 * 4000 / 3.0)
+
+
+@pytest.mark.parametrize("loop", [0, 100001])
+def test_pure_inference_loop_is_in_ais_bench_range(loop) -> None:
+    from modelzoo.backends.ascend.ais_cli import pure_inference
+    from modelzoo.errors import UserError
+
+    with pytest.raises(UserError, match=rf"--loop {loop} is outside 1..100000"):
+        pure_inference(Path("never-run.om"), 1, False, [0], loop, "Ascend310P3")

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 RESULT_SUFFIX = "_0.bin"  # ais_bench: `<input stem>_<output index>.<outfmt>`; output 0 = scores
 STATE_FILE = "state.json"  # the .om and the digest of every input the results come from
 LEGAL_NAME = re.compile(r"[_A-Za-z0-9.-]+")
+AIS_LOOP_MAX = 100000  # ais_bench's --loop limit (args_check.py)
 
 
 def ais_bench_command(om: Path, batch_size: int, dynamic: bool, device: str,
@@ -261,8 +262,9 @@ def _digest(row: np.ndarray) -> str:
 def pure_inference(om: Path, batch_size: int, dynamic: bool, devices: list[int], loop: int,
                    soc_version: str) -> dict:
     """`python3 -m ais_bench --model M --loop N` on all-zero input: the chip's own figures."""
-    if loop < 1:
-        raise UserError(f"--loop must be at least 1, got {loop}")
+    if not 1 <= loop <= AIS_LOOP_MAX:
+        raise UserError(f"--loop {loop} is outside 1..{AIS_LOOP_MAX}, the range ais_bench takes; "
+                        "pass a count in it")
     device = ",".join(str(d) for d in devices)
     cmd = ais_bench_command(om, batch_size, dynamic, device, loop=loop)
     result = run_tool(cmd, "ais_bench", None, hint="install the aclruntime and ais_bench wheels")
