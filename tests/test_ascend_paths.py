@@ -67,12 +67,15 @@ def test_modes_left_by_an_earlier_run_are_fixed(fake_ascend, tmp_path, dataset_d
     assert run_lvvit(output, dataset_dir, spread_checkpoint, cache_dir, *args).returncode == 0
     # What an older runner, or a run under umask 002, leaves: ais_bench refuses all of these.
     device_dir = output / "ascend" / "output" / "device0"
+    for result in device_dir.iterdir():  # so that ais_bench runs again over these folders
+        result.unlink()
     device_dir.chmod(0o775)
     (output / "ascend" / "output").chmod(0o777)
     [om] = cache_dir.glob("lvvit-ascend-Ascend310P3-bs4-*.om")
     om.chmod(0o664)
     result = run_lvvit(output, dataset_dir, spread_checkpoint, cache_dir, *args, "--fresh")
     assert result.returncode == 0, result.stderr
+    assert "-m ais_bench" in result.stderr
     assert (mode(device_dir), mode(device_dir.parent), mode(om)) == (0o750, 0o750, 0o640)
 
 
@@ -151,7 +154,8 @@ def test_bench_and_ci_check_the_same_paths(fake_ascend, tmp_path, spread_checkpo
     assert bench.returncode == 2
     assert "contains ' '" in one_error_line(bench.stderr)
     assert never_exported(spaced / "cache")
-    ci = run_cli("ci", str(tmp_path / "no-plugins-here"), "--output", str(spaced / "ci"))
+    (tmp_path / "trees").mkdir()  # the installed lvvit plugin is found all the same
+    ci = run_cli("ci", str(tmp_path / "trees"), "--output", str(spaced / "ci"))
     assert ci.returncode == 2
     assert f"{spaced}/ci" in one_error_line(ci.stderr)
     assert never_exported(spaced / "ci" / "cache")
