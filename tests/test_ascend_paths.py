@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from modelzoo.manifest import Tensor, load_manifest
 from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
 from tests.conftest import run_cli
 from tests.test_ascend_backend import IMAGES, STEMS, one_error_line, outcome, run_lvvit
 from tests.test_fake_ascend import ais_bench, convert, samples, tiny_onnx
 
 OTHER_UID = 4242  # a user the test process is not, and whose group it is not in
+TINY_MANIFEST = Path(__file__).parent / "plugins" / "tinycnn" / "plugin.toml"
 
 
 def mode(path: Path) -> int:
@@ -196,9 +199,13 @@ def test_stream_close_releases_every_model_before_finalize(fake_ascend, tmp_path
         monkeypatch.setenv("MODELZOO_FAKE_AIS_API", "old")
     tiny_onnx(tmp_path / "tiny.onnx")
     convert(tmp_path, tmp_path / "tiny.onnx", "tiny_bs4", "--input_shape=image:4,3,4,4")
-    session = AisStreamSession(tmp_path / "tiny_bs4.om", 4, False, [0, 1, 2])
+    # The tiny model's tensors in a real manifest.
+    manifest = replace(load_manifest(TINY_MANIFEST),
+                       inputs=(Tensor("image", "float32", "NCHW", ("N", 3, 4, 4)),),
+                       outputs=(Tensor("features", "float32", "ND", ("N", 10)),))
+    session = AisStreamSession(tmp_path / "tiny_bs4.om", manifest, 4, False, [0, 1, 2])
     for _ in range(3):  # one batch per device
-        session.infer(np.zeros((4, 3, 4, 4), np.float32))
+        assert session.infer({"image": np.zeros((4, 3, 4, 4), np.float32)})["features"].shape == (4, 10)
     session.close()
     from ais_bench.backend import RUNTIME
 

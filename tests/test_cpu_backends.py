@@ -24,7 +24,7 @@ from modelzoo.plugins import get_plugin_manager
 from modelzoo.quantize import int8_agreement, int8_onnx
 from modelzoo.registry import Registry
 from modelzoo.weights import resolve_weights
-from tests.conftest import write_photo
+from tests.conftest import predicted_classes, write_photo
 
 CPU_BACKENDS = ("onnxruntime", "openvino")
 
@@ -124,7 +124,7 @@ def test_the_pipeline_runs_openvino_like_torch(registry, tiny_weights, tmp_path)
                                           output=tmp_path / backend, weights=tiny_weights,
                                           cache_dir=tmp_path / "cache", workers=0, quiet=True))
         assert report["backend"] == backend and report["images"] == 7 and report["throughput_fps"] > 0
-        predictions[backend] = json.loads((tmp_path / backend / "predictions.json").read_text())
+        predictions[backend] = predicted_classes(tmp_path / backend)
     assert predictions["openvino"] == predictions["torch"]
     assert len({p[0] for p in predictions["torch"].values()}) > 1
 
