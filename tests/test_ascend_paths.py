@@ -223,3 +223,30 @@ def test_pure_inference_loop_is_in_ais_bench_range(loop) -> None:
 
     with pytest.raises(UserError, match=rf"--loop {loop} is outside 1..100000"):
         pure_inference(Path("never-run.om"), 1, False, [0], loop, "Ascend310P3")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_cached_om_of_another_user(tmp_path) -> None:
+    from modelzoo.backends.ascend.paths import check_paths
+    from modelzoo.errors import UserError
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    om = cache / "m.om"
+    om.write_bytes(b"")
+    (tmp_path / "elsewhere.om").write_bytes(b"")
+    (cache / "link.om").symlink_to(tmp_path / "elsewhere.om")  # resolved, so accepted
+    check_paths(tmp_path / "out", cache)
+    # ais_bench counts as "in its group" only what os.getgroups() lists (not the primary group).
+    if os.getgroups():
+        os.chown(om, OTHER_UID, os.getgroups()[0])  # a member of its group: taken as it is
+        om.chmod(0o640)
+        check_paths(tmp_path / "out", cache)
+        om.chmod(0o660)
+        with pytest.raises(UserError, match=rf"^{om} belongs to another user .*group- or other-writable"):
+            check_paths(tmp_path / "out", cache)
+    os.chown(om, OTHER_UID, OTHER_UID)
+    om.chmod(0o640)
+    with pytest.raises(UserError, match="refuses paths whose owner or group the current user is not in; "
+                                        "pass --cache-dir with a folder of your own"):
+        check_paths(tmp_path / "out", cache)

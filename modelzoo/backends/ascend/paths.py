@@ -41,15 +41,14 @@ def check_paths(workdir: Path, cache_dir: Path) -> None:
                             f"{problem}; pass {option} with a folder whose absolute path has only "
                             f"A-Z a-z 0-9 _ - / . and at most {MAX_PATH - _RESERVED} characters")
     root = resolved(workdir) / "ascend"
-    handed_over = [root, root / "input", root / "output"]
-    if (root / "input").is_dir():
-        handed_over += sorted((root / "input").glob("device*"))
-    if (root / "output").is_dir():
-        handed_over += sorted((root / "output").glob("device*"))
-    for path in handed_over:
-        _check_ours(path, "--output")
-    for om in sorted(resolved(cache_dir).glob("*.om")):
-        _check_ours(om, "--cache-dir")
+    folders = [root, root / "input", root / "output"]
+    for parent in folders[1:]:
+        if parent.is_dir():
+            folders += sorted(parent.glob("device*"))
+    for folder in folders:  # the runner writes into these and sets their mode: they must be yours
+        _check_owned(folder, "--output", shared_ok=False)
+    for om in sorted(resolved(cache_dir).glob("*.om")):  # handed over as they are, links resolved
+        _check_owned(resolved(om), "--cache-dir", shared_ok=True)
 
 
 def resolved(path: Path) -> Path:
@@ -66,19 +65,16 @@ def secure_dir(path: Path) -> Path:
 
 
 def secure_file(path: Path) -> Path:
-    """Give an existing file FILE_MODE (ais_bench refuses a group-writable model file)."""
-    if stat.S_IMODE(path.stat().st_mode) != FILE_MODE:
-        try:
-            path.chmod(FILE_MODE)
-        except PermissionError:
-            raise UserError(f"{path} belongs to another user and ais_bench refuses it unless it is "
-                            "yours and not group-writable; delete it or pass another "
-                            "--cache-dir") from None
+    """Give a file of one's own FILE_MODE; another's was vetted by check_paths and stays as is."""
+    info = path.stat()
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != FILE_MODE:
+        path.chmod(FILE_MODE)
     return path
 
 
-def _check_ours(path: Path, option: str) -> None:
-    """Something from an earlier run that the runner must chmod: it has to be the user's own."""
+def _check_owned(path: Path, option: str, shared_ok: bool) -> None:
+    """Something an earlier run left: the user's own, or (shared_ok) a group member's that
+    ais_bench accepts as it is."""
     try:
         info = path.lstat()
     except FileNotFoundError:
@@ -90,10 +86,12 @@ def _check_ours(path: Path, option: str) -> None:
         return
     if info.st_gid not in os.getgroups():
         rule = "ais_bench refuses paths whose owner or group the current user is not in"
+    elif not shared_ok:
+        rule = "the runner must write into it and set its mode to 0750"
     elif info.st_mode & _GROUP_OR_OTHER_WRITE:
         rule = "it is group- or other-writable, which ais_bench refuses, and only its owner can change that"
     else:
-        return  # a group member's path that ais_bench accepts
+        return  # a group member's file that ais_bench accepts
     raise UserError(f"{path} belongs to another user (uid {info.st_uid}): {rule}; "
                     f"pass {option} with a folder of your own")
 
