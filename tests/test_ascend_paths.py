@@ -250,3 +250,20 @@ def test_a_cached_om_of_another_user(tmp_path) -> None:
     with pytest.raises(UserError, match="refuses paths whose owner or group the current user is not in; "
                                         "pass --cache-dir with a folder of your own"):
         check_paths(tmp_path / "out", cache)
+
+
+def test_files_mode_refuses_an_image_name_ais_bench_would_refuse(tmp_path) -> None:
+    from modelzoo.backends.ascend.ais_cli import AisFilesSession
+    from modelzoo.backends.base import BackendSettings, Batch
+    from modelzoo.errors import UserError
+
+    manifest = replace(load_manifest(TINY_MANIFEST),
+                       inputs=(Tensor("image", "float32", "NCHW", ("N", 3, 4, 4)),),
+                       outputs=(Tensor("features", "float32", "ND", ("N", 10)),))
+    session = AisFilesSession(tmp_path / "never-run.om", manifest, 2, False, [0],
+                              BackendSettings(workdir=tmp_path / "out"))
+    batch = Batch(["ok_1", "holiday photo"], {"image": np.zeros((2, 3, 4, 4), np.float32)})
+    with pytest.raises(UserError, match="image 'holiday photo' would be written as an input file "
+                                        "ais_bench refuses"):
+        list(session.run([batch]))
+    assert not list((tmp_path / "out").rglob("*_0.bin"))  # ais_bench never ran
