@@ -281,11 +281,12 @@ def cmd_export(args) -> None:
 
 
 def cmd_postprocess(args) -> None:
+    from modelzoo.report import metric_label, metric_value
     from modelzoo.steps import postprocess
 
     scores = postprocess(_registry().model(args.model), args.result_path, args.data, args.labels, args.output)
     for name, value in scores.items():
-        print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+        print(f"{metric_label(name)}: {metric_value(value)}")
 
 
 def cmd_bench(args) -> None:

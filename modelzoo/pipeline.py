@@ -73,8 +73,10 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     weights = resolve_weights(manifest, opts.weights)
     _check_writable(output)
     if weights.random:
-        print(RANDOM_BANNER.format(name=manifest.name, file=(manifest.weights or {}).get("file", "(none)"),
-                                   dir=weights_dir()), file=sys.stderr)
+        where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
+                 f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
+                 if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
+        print(RANDOM_BANNER.format(name=manifest.name, where=where), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,

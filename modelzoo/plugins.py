@@ -70,7 +70,8 @@ def _register(pm: pluggy.PluginManager, name: str, load, what: str,
         except pluggy.PluginValidationError as exc:
             if pm.is_registered(plugin):
                 pm.unregister(plugin)
-            raise PluginError(f"{what} does not match the hook specifications: {exc}; {hint}") from exc
+            reason = " ".join(str(exc).split())  # pluggy's message spans lines
+            raise PluginError(f"{what} does not match the hook specifications: {reason}; {hint}") from exc
     except PluginError as exc:
         if broken is None:
             raise

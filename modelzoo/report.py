@@ -1,7 +1,18 @@
 """The console summary of a run."""
 from __future__ import annotations
 
+import re
+
 from modelzoo.export import describe_agreement
+
+
+def metric_label(name: str) -> str:
+    """How a metric's name reads on the console: top1 -> top-1, labels_without_result -> labels without result."""
+    return re.sub(r"^top(\d+)$", r"top-\1", name).replace("_", " ")
+
+
+def metric_value(value) -> str:
+    return format(value, ".4f") if isinstance(value, float) else str(value)
 
 
 def _fmt(value, pattern: str) -> str:
@@ -14,8 +25,7 @@ def print_report(report: dict) -> None:
         ("model", report["model"]),
         ("backend", f"{report['backend']} (batch size {report['batch_size']})"),
         ("images", f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
-        *((name, _fmt(value, ".4f") if isinstance(value, float) else str(value))
-          for name, value in report["metrics"].items() if name != "images"),
+        *((metric_label(name), metric_value(value)) for name, value in report["metrics"].items() if name != "images"),
         ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} img/s (pure inference)"),
         ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} img/s (JPEG to prediction)"),
     ]
