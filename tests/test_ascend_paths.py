@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from modelzoo.manifest import Tensor, load_manifest
-from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
 from tests.conftest import run_cli
 from tests.test_ascend_backend import IMAGES, STEMS, one_error_line, outcome, run_lvvit
 from tests.test_fake_ascend import ais_bench, convert, samples, tiny_onnx
@@ -44,7 +43,7 @@ def never_exported(cache: Path) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("io", ["files", "stream"])
-def test_runs_under_both_umasks(fake_ascend, umask, io, tmp_path, dataset_dir,  # noqa: F811
+def test_runs_under_both_umasks(fake_ascend, umask, io, tmp_path, dataset_dir,
                                 spread_checkpoint, cache_dir) -> None:
     output = tmp_path / "run"
     result = run_lvvit(output, dataset_dir, spread_checkpoint, cache_dir, "--backend", "ascend",
@@ -63,7 +62,7 @@ def test_runs_under_both_umasks(fake_ascend, umask, io, tmp_path, dataset_dir,  
 
 
 @pytest.mark.slow
-def test_modes_left_by_an_earlier_run_are_fixed(fake_ascend, tmp_path, dataset_dir,  # noqa: F811
+def test_modes_left_by_an_earlier_run_are_fixed(fake_ascend, tmp_path, dataset_dir,
                                                 spread_checkpoint, cache_dir) -> None:
     output = tmp_path / "run"
     args = ("--backend", "ascend", "--bs", "4", "--io", "files")
@@ -83,7 +82,7 @@ def test_modes_left_by_an_earlier_run_are_fixed(fake_ascend, tmp_path, dataset_d
 
 
 @pytest.mark.slow
-def test_symlinked_cache_and_output_are_resolved(fake_ascend, tmp_path, dataset_dir,  # noqa: F811
+def test_symlinked_cache_and_output_are_resolved(fake_ascend, tmp_path, dataset_dir,
                                                  spread_checkpoint, cache_dir) -> None:
     (tmp_path / "real-out").mkdir()
     (tmp_path / "out-link").symlink_to(tmp_path / "real-out")
@@ -102,7 +101,7 @@ def test_symlinked_cache_and_output_are_resolved(fake_ascend, tmp_path, dataset_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["output", "cache"])
-def test_a_space_is_one_line_before_export(fake_ascend, tmp_path, dataset_dir,  # noqa: F811
+def test_a_space_is_one_line_before_export(fake_ascend, tmp_path, dataset_dir,
                                            spread_checkpoint, where) -> None:
     spaced = tmp_path / "with space"
     output = spaced / "run" if where == "output" else tmp_path / "run"
@@ -118,7 +117,7 @@ def test_a_space_is_one_line_before_export(fake_ascend, tmp_path, dataset_dir,  
 
 
 @pytest.mark.slow
-def test_the_working_folder_is_named_for_a_relative_output(fake_ascend, tmp_path, dataset_dir,  # noqa: F811
+def test_the_working_folder_is_named_for_a_relative_output(fake_ascend, tmp_path, dataset_dir,
                                                           spread_checkpoint) -> None:
     cwd = tmp_path / "my work"
     cwd.mkdir()
@@ -134,7 +133,7 @@ def test_the_working_folder_is_named_for_a_relative_output(fake_ascend, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
-def test_a_folder_of_another_user_is_one_line_before_export(fake_ascend, tmp_path,  # noqa: F811
+def test_a_folder_of_another_user_is_one_line_before_export(fake_ascend, tmp_path,
                                                             dataset_dir, spread_checkpoint) -> None:
     output = tmp_path / "run"
     (output / "ascend" / "output").mkdir(parents=True)
@@ -149,7 +148,7 @@ def test_a_folder_of_another_user_is_one_line_before_export(fake_ascend, tmp_pat
 
 
 @pytest.mark.slow
-def test_bench_and_ci_check_the_same_paths(fake_ascend, tmp_path, spread_checkpoint) -> None:  # noqa: F811
+def test_bench_and_ci_check_the_same_paths(fake_ascend, tmp_path, spread_checkpoint) -> None:
     spaced = tmp_path / "with space"
     bench = run_cli("bench", "lvvit", "--backend", "ascend", "--bs", "1", "--weights",
                     str(spread_checkpoint), "--cache-dir", str(spaced / "cache"),
@@ -167,7 +166,7 @@ def test_bench_and_ci_check_the_same_paths(fake_ascend, tmp_path, spread_checkpo
 # ---------------------------------------------------------------- ais_bench's own refusal
 
 
-def test_ais_bench_refusal_is_its_one_message_line(fake_ascend, tmp_path) -> None:  # noqa: F811
+def test_ais_bench_refusal_is_its_one_message_line(fake_ascend, tmp_path) -> None:
     from modelzoo.backends.ascend.ais_cli import ais_failure
     from modelzoo.backends.ascend.ais_parse import parse_console
 
@@ -191,7 +190,7 @@ def test_ais_bench_refusal_is_its_one_message_line(fake_ascend, tmp_path) -> Non
 
 
 @pytest.mark.parametrize("api", ["new", "old"])
-def test_stream_close_releases_every_model_before_finalize(fake_ascend, tmp_path, monkeypatch,  # noqa: F811
+def test_stream_close_releases_every_model_before_finalize(fake_ascend, tmp_path, monkeypatch,
                                                            api) -> None:
     from modelzoo.backends.ascend.ais_session import AisStreamSession
 

@@ -18,7 +18,6 @@ ort = pytest.importorskip("onnxruntime")
 
 from modelzoo.testing.fake_ascend import PYTHON_DIR, install  # noqa: E402
 from modelzoo.testing.fake_ascend.atc_errors import FAILED_LINE  # noqa: E402
-from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: E402,F401
 from modelzoo.testing.fake_ascend.npu_smi_variants import (  # noqa: E402
     DEFAULT_VARIANT,
     EXPECTED_M_PARSE,
@@ -94,7 +93,7 @@ def samples(directory: Path, count: int, suffix: str = ".bin") -> list[np.ndarra
 
 
 @pytest.fixture
-def work(tmp_path: Path, fake_ascend) -> Path:  # noqa: F811
+def work(tmp_path: Path, fake_ascend) -> Path:
     """A directory holding tiny.onnx and tiny_bs4.om (static batch 4)."""
     tiny_onnx(tmp_path / "tiny.onnx")
     convert(tmp_path, tmp_path / "tiny.onnx", "tiny_bs4", "--input_shape=image:4,3,4,4")
@@ -114,7 +113,7 @@ def test_install_writes_launchers_for_this_interpreter(tmp_path: Path) -> None:
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(PYTHON_DIR)
 
 
-def test_fixture_puts_the_fakes_first(fake_ascend) -> None:  # noqa: F811
+def test_fixture_puts_the_fakes_first(fake_ascend) -> None:
     import shutil
 
     import ais_bench
@@ -256,7 +255,7 @@ def parse_m(text: str) -> list[tuple[int, int, int, str]]:
 
 
 @pytest.mark.parametrize("variant", sorted(NPU_SMI_VARIANTS))
-def test_npu_smi_prints_each_variant_and_its_chip_map(fake_ascend, tmp_path: Path,  # noqa: F811
+def test_npu_smi_prints_each_variant_and_its_chip_map(fake_ascend, tmp_path: Path,
                                                       variant: str) -> None:
     info = run(["npu-smi", "info"], tmp_path, MODELZOO_FAKE_NPU_SMI=variant)
     mapping = run(["npu-smi", "info", "-m"], tmp_path, MODELZOO_FAKE_NPU_SMI=variant)
@@ -267,7 +266,7 @@ def test_npu_smi_prints_each_variant_and_its_chip_map(fake_ascend, tmp_path: Pat
     assert mapping.stdout.startswith("\tNPU ID ")
 
 
-def test_npu_smi_default_is_the_reference_table(fake_ascend, tmp_path: Path) -> None:  # noqa: F811
+def test_npu_smi_default_is_the_reference_table(fake_ascend, tmp_path: Path) -> None:
     info = run(["npu-smi", "info"], tmp_path)
     assert info.stdout == NPU_SMI_VARIANTS[DEFAULT_VARIANT]
     assert "| 0       0         | 0000:82:00.0    | 0            1074 / 21534" in info.stdout
