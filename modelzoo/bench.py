@@ -55,6 +55,8 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     cache = Cache(cache_dir)
     settings = settings or BackendSettings(workdir=output)
     chosen, skipped = cells(registry, backends, precisions)
+    for name in dict.fromkeys(n for n, _ in chosen):
+        registry.backend(name).check_paths(settings, cache.root)  # before anything is exported or compiled
     rows = []
     for name, precision in chosen:
         backend = registry.backend(name)
