@@ -133,9 +133,11 @@ def run(registry: Registry, opts: RunOptions) -> dict:
                 inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
                                           results, _quiet(opts), first_result=lambda: stages.setdefault(
                                               "first_result_after_start", time.perf_counter() - run_start))
+                stages["preprocess_and_infer"] = time.perf_counter() - loop_start
+                parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs the open session
             finally:
                 session.close()
-        stages["preprocess_and_infer"] = time.perf_counter() - loop_start
+        stages.setdefault("preprocess_and_infer", time.perf_counter() - loop_start)
 
     if session is not None:
         agreement_start = time.perf_counter()
@@ -145,7 +147,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
                     "latency_ms": _percentiles(session.latencies_s),
                     "parity": artifacts.parity,
                     "agreement": {"reference": REFERENCE,
-                                  "parity_inputs": on_parity_inputs(artifacts, session, opts.batch_size),
+                                  "parity_inputs": parity_inputs,
                                   "run_samples": samples.figures() if samples else None},
                     "calibration": session.calibration}
         stages["agreement"] = time.perf_counter() - agreement_start
