@@ -213,6 +213,7 @@ def _registry():
 
 def cmd_list(args) -> None:
     from modelzoo.plugins import get_plugin_manager
+    from modelzoo.precision import runnable_here
     from modelzoo.registry import Registry
 
     broken: list[tuple[str, str]] = []
@@ -223,7 +224,8 @@ def cmd_list(args) -> None:
     print("backends (auto picks the available one listed first):")
     for backend in sorted(registry.backends.values(), key=lambda b: -b.priority):
         reason = backend.unavailable_reason()
-        state = "available" if reason is None else f"unavailable: {reason}"
+        state = (f"available; precisions here: {', '.join(runnable_here(backend))}" if reason is None
+                 else f"unavailable: {reason}")
         print(f"  {backend.name:14} {backend.description} — {state}")
     if broken:
         print("plugins not loaded (broken):")

@@ -126,6 +126,8 @@ def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
 def test_list_and_info():
     listing = ok(run_cli("list")).stdout
     assert "lvvit" in listing and "onnxruntime" in listing and "torch" in listing and "available" in listing
+    torch_line = next(line for line in listing.splitlines() if line.strip().startswith("torch "))
+    assert torch_line.endswith("available; precisions here: auto, fp32")
     info = ok(run_cli("info", "lvvit")).stdout
     assert "image float32 NCHW [batch,3,224,224]" in info and "resize 248, crop 224, interpolation bicubic" in info
     assert "task        kind classification, num_classes 1000" in info and "top1 0.8317 ± 0.005" in info
