@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="files: .bin files through 'python3 -m ais_bench'; stream: in-process "
                              "InferSession (default when importable)")
     target.add_argument("--keep-bin", action="store_true", help="keep the input .bin files of --io files")
+    cluster = _engine_args(p)
+    cluster.add_argument("--actors-per-node", type=int, metavar="N",
+                         help="sessions per CPU node (default 1; Ascend nodes get one per NPU)")
+    cluster.add_argument("--ship-data", action="store_true",
+                         help="send the images to the nodes as bytes (default: read from --data, "
+                              "which every node must see at the same path)")
 
     p = command("preprocess", cmd_preprocess,
                 "write one <stem>.bin per image (float32 CHW), as ModelZoo's preprocess script does")
@@ -139,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/ci"),
                    help="where junit.xml, ci.json and MODEL/modelzoo_level.txt go (default ./modelzoo-out/ci)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default OUTPUT/cache)")
+    _engine_args(p)
 
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
@@ -157,6 +164,15 @@ def _model_source_args(p: argparse.ArgumentParser) -> None:
                    help="upstream: build the model from upstream's code prepared by 'modelzoo source'")
     p.add_argument("--source-dir", type=Path, help="the checkout for --model-source upstream "
                                                    "(default $MODELZOO_HOME/sources/MODEL)")
+
+
+def _engine_args(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = p.add_argument_group("cluster options (pip install 'modelzoo-lvvit[ray]')")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="ray: spread the work over a Ray cluster (default local)")
+    group.add_argument("--address", help="the Ray cluster, e.g. 10.0.0.1:6379 (default: RAY_ADDRESS, "
+                                         "else a cluster started on this host, else a new local one)")
+    return group
 
 
 def _batch_list(text: str) -> tuple[int, ...]:
@@ -231,7 +247,8 @@ def cmd_run(args) -> None:
         simplify=not args.no_simplify, quiet=args.quiet, device=args.device,
         soc_version=args.soc_version, dynamic_batch=args.dynamic_batch, io=args.io,
         keep_bin=args.keep_bin, precision=args.precision, fresh=args.fresh, resume=args.resume,
-        model_source=args.model_source, source_dir=args.source_dir))
+        model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
+        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data))
     print_report(report)
 
 
@@ -291,7 +308,8 @@ def cmd_bench(args) -> None:
 def cmd_ci(args) -> int:
     from modelzoo.zoo_ci import run_ci
 
-    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir)
+    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir, engine=args.engine,
+                  address=args.address)
 
 
 def cmd_fetch(args) -> None:

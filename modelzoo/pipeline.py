@@ -10,6 +10,7 @@ import time
 from importlib.metadata import version
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from tqdm import tqdm
 
@@ -18,6 +19,7 @@ from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.data import resolve_dataset
+from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError
 from modelzoo.fileio import atomic_write_json
 from modelzoo.labels import image_key
@@ -27,6 +29,9 @@ from modelzoo.resume import ResultLog, files_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Preprocessor, batches, default_workers
 from modelzoo.weights import RANDOM_BANNER, resolve_weights, sha256_of, weights_dir
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,10 @@ class RunOptions:
     resume: bool = False
     model_source: str = "builtin"
     source_dir: Path | None = None
+    engine: str = "local"                # "ray": spread inference over a Ray cluster
+    address: str | None = None           # the Ray cluster (None: Ray's own resolution)
+    actors_per_node: int | None = None   # sessions per CPU node (ray; default 1)
+    ship_data: bool = False              # send images to the nodes as bytes (ray)
 
 
 def run(registry: Registry, opts: RunOptions) -> dict:
@@ -66,7 +75,11 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     if opts.batch_size < 1:
         raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
     entry = registry.model(opts.model)
-    backend = registry.backend(opts.backend, opts.precision)
+    if opts.actors_per_node is not None and opts.actors_per_node < 1:
+        raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
+    cluster = connect(opts.engine, opts.address)
+    backend = (cluster.choose_backend(registry, opts.backend, opts.precision) if cluster
+               else registry.backend(opts.backend, opts.precision))
     manifest = entry.manifest
     dataset = resolve_dataset(manifest, opts.data, opts.labels, entry.demo_data, opts.limit)
     output = opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}"
@@ -102,24 +115,30 @@ def run(registry: Registry, opts: RunOptions) -> dict:
 
     log.info("model %s, backend %s, batch size %d, %d images from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
-    workers = default_workers() if opts.workers is None else opts.workers
-    with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers) as images:
-        started = time.perf_counter()
-        session = backend.open(artifacts, opts.batch_size, settings) if todo else None
-        stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
-        loop_start = time.perf_counter()
-        inferred = 0
-        if session is not None:
-            inferred = _infer(session, batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped),
-                   len(todo), opts, results, first_result=lambda: stages.setdefault(
-                       "first_result_after_start", time.perf_counter() - run_start))
-        stages["preprocess_and_infer"] = time.perf_counter() - loop_start
-
-    if session is not None:
-        measured = {"throughput_fps": session.throughput_fps(),
-                    "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
-                    "parity": artifacts.parity, "int8_agreement": session.int8_agreement}
-    else:  # nothing left to run: keep what the run that did the work measured
+    marks: dict[str, float] = {}
+    first_result = lambda: marks.setdefault("first_result_after_start", time.perf_counter() - run_start)
+    cluster_report = None
+    if cluster is not None:
+        stages, inferred, measured, cluster_report = _infer_on_cluster(
+            cluster, entry, backend, artifacts, settings, todo, opts, results, first_result)
+    else:
+        workers = default_workers() if opts.workers is None else opts.workers
+        with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers) as images:
+            started = time.perf_counter()
+            session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+            stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
+            loop_start = time.perf_counter()
+            inferred = 0
+            if session is not None:
+                stream = batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped)
+                inferred = _infer(session.run(stream), session.close, len(todo), opts, results, first_result)
+            stages["preprocess_and_infer"] = time.perf_counter() - loop_start
+        measured = None if session is None else {
+            "throughput_fps": session.throughput_fps(),
+            "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
+            "parity": artifacts.parity, "int8_agreement": session.int8_agreement}
+    stages.update(marks)
+    if measured is None:  # nothing left to run: keep what the run that did the work measured
         previous = _previous_report(report_path)
         measured = {key: previous.get(key) for key in ("throughput_fps", "e2e_fps", "parity", "int8_agreement")}
     post_start = time.perf_counter()
@@ -144,6 +163,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "peak_rss_mb": peak_rss_mb(),
         "resumed_images": len(dataset.images) - len(todo),
         "versions": versions(backend),
+        **({"cluster": cluster_report} if cluster_report else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(Path(output) / "predictions.json", predictions)
@@ -152,13 +172,15 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     return report
 
 
-def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, first_result) -> int:
-    """Run the batches through the session, each batch's results made durable before the next;
-    returns how many images it inferred."""
+def _infer(outputs: Iterable[tuple[list[str], np.ndarray]], close: Callable[[], None], count: int,
+           opts: RunOptions, results: ResultLog, first_result: Callable[[], object]) -> int:
+    """Record each batch's outputs, each batch made durable before the next; `close` stops what
+    produces them (a session, or a cluster's actors) however this ends. Returns how many images
+    it inferred."""
     inferred = 0
     with tqdm(total=count, desc="infer", unit="img", disable=_quiet(opts)) as bar:
         try:
-            for names, scores in session.run(stream):
+            for names, scores in outputs:
                 first_result()
                 best = [top5(row) for row in scores]
                 results.add_batch(list(names), best,
@@ -169,8 +191,31 @@ def _infer(session, stream, count: int, opts: RunOptions, results: ResultLog, fi
             raise Interrupted(f"interrupted: results of {len(results.predictions)} images are safe in "
                               f"{results.path}; rerun the same command to resume") from None
         finally:
-            session.close()
+            close()
     return inferred
+
+
+def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, results, first_result):
+    """The cluster's counterpart of the local loop above: (stages, inferred, measured, cluster report)."""
+    from modelzoo.engines.ray_run import ClusterInference
+
+    try:
+        if not todo:
+            return {}, 0, None, None
+        started = time.perf_counter()
+        work = ClusterInference(cluster, entry, backend, artifacts, settings, opts.batch_size,
+                                opts.actors_per_node, opts.ship_data)
+        timings = artifacts.cache.timings
+        stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
+        stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
+        inferred = _infer(stream, work.close, len(todo), opts, results, first_result)
+        stages["preprocess_and_infer"] = work.wall
+        measured = {"throughput_fps": work.throughput_fps(),
+                    "e2e_fps": inferred / work.wall if inferred and work.wall else None,
+                    "parity": artifacts.parity, "int8_agreement": work.int8_agreement}
+        return stages, inferred, measured, work.report()
+    finally:
+        cluster.close()
 
 
 def _previous_report(path: Path) -> dict:

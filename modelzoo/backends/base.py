@@ -78,6 +78,9 @@ class Backend:
     export_variant: str = "standard"  # passed to the plugin's build(); see ModelEntry
     precisions: tuple[str, ...] = ("fp32",)  # what --precision may ask of it
     description: str = ""
+    # The Ray resource one session occupies (e.g. "NPU"); None: a CPU backend. `--engine ray`
+    # places one session per such device, and one per node (or --actors-per-node) otherwise.
+    accelerator: str | None = None
 
     def unavailable_reason(self) -> str | None:
         """None when usable here, else what is missing and how to get it."""
@@ -89,6 +92,12 @@ class Backend:
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         raise NotImplementedError
+
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        """Build what `open` starts from that any host can share (the ONNX by default), without
+        opening a session: an engine that opens sessions on other hosts builds it once and ships it.
+        What depends on the host's own chip is left for `open` to build there."""
+        artifacts.onnx(batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
                   warmup: int, iters: int) -> dict[str, float]:

@@ -37,6 +37,9 @@ class TorchBackend(Backend):
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         return TorchSession(artifacts.torch_model())
 
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        pass  # it starts from the weights, not from a built file
+
 
 @hookimpl
 def modelzoo_register_backends(register):

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from modelzoo.cache import Cache
+from modelzoo.engines.cluster import connect
 from modelzoo.errors import UserError
 from modelzoo.zoo_ci.checks import check_model
 from modelzoo.zoo_ci.discovery import MANIFEST_NAME, discover, find_manifests
@@ -24,15 +25,17 @@ log = logging.getLogger(__name__)
 
 
 def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet: bool = False,
-           cache_dir: Path | None = None) -> int:
+           cache_dir: Path | None = None, engine: str = "local", address: str | None = None) -> int:
     """Check every model found; write junit.xml, ci.json and MODEL/modelzoo_level.txt into `output`.
 
     Returns the exit code: 0 when every model passed, 1 otherwise. An empty `paths` checks the
-    installed (entry point) plugins only. The artifact cache defaults to OUTPUT/cache.
+    installed (entry point) plugins only. The artifact cache defaults to OUTPUT/cache. With
+    `engine="ray"` each model's checks run as a task on the Ray cluster at `address`.
     """
     started = time.perf_counter()
     output = Path(output)
     cache = Cache(cache_dir or output / "cache")
+    cluster = connect(engine, address)
     saved_path = list(sys.path)
     try:
         results, registry = discover(list(paths), load_entrypoints)
@@ -40,10 +43,18 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
             raise UserError(f"no model plugins found under {', '.join(map(str, paths)) or 'the installed plugins'}; "
                             f"pass directories that hold {MANIFEST_NAME} files")
         log.info("found %d models: %s", len(results), ", ".join(results))
-        for result in results.values():
-            check_model(result, registry, output, cache, quiet)
+        if cluster is not None:
+            from modelzoo.engines.ray_ci import check_on_cluster
+
+            check_on_cluster(cluster, results, registry, load_entrypoints, output, cache, quiet)
+        else:
+            for result in results.values():
+                check_model(result, registry, output, cache, quiet)
     finally:
         sys.path[:] = saved_path  # tree plugins were importable for the run only
+        if cluster is not None:
+            cluster.close()
     write_results(results, output, list(paths), time.perf_counter() - started)
     print_summary(results, output)
     return 0 if all(r.passed for r in results.values()) else 1
+

@@ -33,6 +33,7 @@ class AscendBackend(Backend):
     priority = 50  # above onnxruntime (20): on an Ascend host `auto` means the NPU
     export_variant = "ascend"  # the plugin's graph laid out for the chip (e.g. LV-ViT's softmax)
     description = "Ascend NPU: ATC-compiled .om run with ais_bench"
+    accelerator = "NPU"  # Ray's resource name for an Ascend NPU
 
     def __init__(self) -> None:
         self._chips: list[npu_smi.Chip] | None = None
@@ -96,6 +97,10 @@ class AscendBackend(Backend):
             return AisStreamSession(om, batch_size, gears is not None, devices)
         return AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices,
                                settings)
+
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        # The ONNX atc starts from; the .om depends on the chip, so each Ascend host compiles its own.
+        artifacts.onnx(None if settings.dynamic_batch else batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
                   warmup: int, iters: int) -> dict[str, float]:
