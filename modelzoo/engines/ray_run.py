@@ -55,6 +55,7 @@ class Actor:
     handle: Any
     slot: Slot
     in_flight: int = 0
+    lost: bool = False
     figures: dict[str, Any] = field(default_factory=dict)
 
 
@@ -195,15 +196,18 @@ class ClusterInference:
 
     def _lost(self, actor: Actor, exc: BaseException) -> None:
         """Forget a dead actor; start another in its place while its node lives."""
+        if actor.lost:  # its other batches in flight fail after the first
+            return
         log.warning("session actor on node %s is lost (%s); its batches run again elsewhere",
                     actor.slot.node.label, type(exc).__name__)
+        actor.lost = True
+        self.lost_actors += 1
         if actor in self.live:
             self.live.remove(actor)
-            self.lost_actors += 1
-            self.ray.kill(actor.handle)  # an unreachable actor must not come back
-            if actor.slot.restarts < MAX_RESTARTS and self.cluster.alive(actor.slot.node.node_id):
-                actor.slot.restarts += 1
-                self._launch(actor.slot)
+        self.ray.kill(actor.handle)  # an unreachable actor must not come back
+        if actor.slot.restarts < MAX_RESTARTS and self.cluster.alive(actor.slot.node.node_id):
+            actor.slot.restarts += 1
+            self._launch(actor.slot)
 
     def throughput_fps(self) -> float | None:
         """The cluster's pure inference rate: the sum of its sessions' rates."""
