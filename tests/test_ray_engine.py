@@ -57,11 +57,16 @@ def cluster(tmp_path_factory, tiny_site):
         return {"PYTHONPATH": pythonpath, "MODELZOO_HOME": str(homes / name), DELAY_ENV: "0.3", **extra}
 
     fake = install_fake_ascend(tmp_path_factory.mktemp("fake-ascend-bin"))
+
+    def add_npu_node(name: str):
+        return made.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"NPU": 2}, env_vars=env(
+            name, PATH=fake["PATH"], PYTHONPATH=os.pathsep.join([fake["PYTHONPATH"], pythonpath])))
+
     made = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False, "env_vars": env("head")})
     made.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars=env("worker"))
-    made.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"NPU": 2}, env_vars=env(
-        "npu", PATH=fake["PATH"], PYTHONPATH=os.pathsep.join([fake["PYTHONPATH"], pythonpath])))
+    made.npu_node = add_npu_node("npu")
+    made.add_npu_node = add_npu_node
     ray.init(address=made.address)
     made.homes = homes
     try:
@@ -166,7 +171,7 @@ class Driver:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tiny_site), str(REPO)])}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "modelzoo", "run", "tinycnn", "--engine", "ray", "--address", cluster.address,
-             "--backend", "onnxruntime", "--bs", str(BATCH), "--data", str(data), "--weights", str(weights),
+             "--bs", str(BATCH), "--data", str(data), "--weights", str(weights),
              "--output", str(output), "--cache-dir", str(cache), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
@@ -198,7 +203,8 @@ def test_a_node_removed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many
     doomed = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars={
         "PYTHONPATH": os.pathsep.join([str(tiny_site), str(REPO)]), "MODELZOO_HOME": str(tmp_path / "doomed"),
         DELAY_ENV: "0.3"})
-    driver = Driver(cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache, "--ship-data")
+    driver = Driver(cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache,
+                    "--backend", "onnxruntime", "--ship-data")
     driver.wait_for(lambda: len(driver.actor_pids()) == 4 and driver.done_images() >= BATCH, "first results")
     cluster.remove_node(doomed, allow_graceful=False)
     assert driver.finish() == 0, "".join(driver.lines)
@@ -210,7 +216,8 @@ def test_a_node_removed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many
 
 def test_an_actor_killed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many_pictures, tiny_weights, reference,
                                                driver_cache):
-    driver = Driver(cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache)
+    driver = Driver(cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache,
+                    "--backend", "onnxruntime")
     driver.wait_for(lambda: len(driver.actor_pids()) == 3 and driver.done_images() >= BATCH, "first results")
     os.kill(driver.actor_pids()[0], signal.SIGKILL)
     assert driver.finish() == 0, "".join(driver.lines)
@@ -224,7 +231,7 @@ def test_an_actor_killed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, man
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_a_stopped_driver_frees_the_cluster_and_the_rerun_resumes(cluster, tmp_path, tiny_site, many_pictures,
                                                                   tiny_weights, reference, driver_cache, sig):
-    args = (cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache)
+    args = (cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache, "--backend", "onnxruntime")
     driver = Driver(*args)
     driver.wait_for(lambda: driver.done_images() >= BATCH, "first results")
     driver.process.send_signal(sig)
@@ -276,3 +283,25 @@ def junit_shape(output: Path) -> str:
     text = (output / "junit.xml").read_text()
     text = re.sub(r' time="[0-9.]+"', "", text)
     return re.sub(r'<property name="backend" value="[^"]*"', '<property name="backend"', text)
+
+
+def test_with_no_capable_node_left_the_run_stops_in_one_line_and_resumes_later(cluster, tmp_path, tiny_site,
+                                                                               many_pictures, tiny_weights,
+                                                                               reference, driver_cache):
+    """The last test of the module: it takes the NPU node away (and leaves a new one in its place)."""
+    args = (cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache, "--backend", "ascend")
+    driver = Driver(*args)
+    driver.wait_for(lambda: driver.done_images() >= BATCH, "first results")
+    cluster.remove_node(cluster.npu_node, allow_graceful=False)
+    assert driver.finish() == 2, "".join(driver.lines)
+    last = driver.lines[-1].strip()
+    assert last.startswith("error: no node of the Ray cluster can run backend 'ascend' any more (")
+    assert last.endswith("rerun the same command to resume once nodes are back")
+    assert BATCH <= driver.done_images() < IMAGES
+
+    cluster.npu_node = cluster.add_npu_node("npu-again")
+    resumed = Driver(*args)
+    assert resumed.finish() == 0, "".join(resumed.lines)
+    assert comparable(tmp_path / "out")[1] == comparable(reference)[1]
+    keys = recorded(tmp_path / "out")[0]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == IMAGES

@@ -77,7 +77,8 @@ def plan(nodes: list[Node], backend: Backend, actors_per_node: int | None) -> li
 
 
 class ClusterInference:
-    """Session actors for one run: opened on entering, killed on `close()`."""
+    """The session actors of one run: started when made (the artifacts prepared and shipped first),
+    fed by `stream()`, killed by `close()`."""
 
     def __init__(self, cluster: Cluster, entry: ModelEntry, backend: Backend, artifacts: Artifacts,
                  settings: BackendSettings, batch_size: int, actors_per_node: int | None, ship_data: bool):
