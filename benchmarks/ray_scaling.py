@@ -39,8 +39,13 @@ from modelzoo.hookspecs import hookimpl  # noqa: E402
 
 
 class NoopSession(Session):
-    def infer(self, data: np.ndarray) -> np.ndarray:
-        return np.zeros((len(data), 1000), np.float32)
+    def __init__(self, outputs) -> None:
+        super().__init__()
+        self.outputs = outputs  # the manifest's output tensors
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = len(next(iter(inputs.values())))
+        return {t.name: np.zeros(t.concrete_shape(rows), t.dtype) for t in self.outputs}
 
 
 class NoopBackend(Backend):
@@ -51,7 +56,7 @@ class NoopBackend(Backend):
         pass
 
     def open(self, artifacts, batch_size, settings) -> Session:
-        return NoopSession()
+        return NoopSession(artifacts.manifest.outputs)
 
 
 class NoopPlugin:

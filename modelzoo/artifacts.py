@@ -19,6 +19,7 @@ from modelzoo.source import read_marker
 from modelzoo.weights import RANDOM_SEED, Weights, sha256_of
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 # torch, onnx and the exporter are imported only when something must be built: a warm rerun whose
@@ -52,10 +53,11 @@ class Artifacts:
 
     def key(self, **extra: Any) -> dict[str, Any]:
         """Everything an artifact of this model depends on, plus `extra`; backends extend it."""
-        raw = self.manifest.raw
-        return {"model": self.manifest.name,
-                "manifest": {k: raw[k] for k in ("inputs", "outputs", "export")},
-                "model_code": _source_digest(self.entry.build),
+        m = self.manifest
+        return {"model": m.name,
+                "manifest": {"inputs": [vars(t) for t in m.inputs], "outputs": [vars(t) for t in m.outputs],
+                             "export": m.export},
+                "model_code": plugin_code_digest(self.entry),
                 "upstream": read_marker(self.upstream) if self.upstream else None,
                 "weights": self.weights.identity, "variant": self.variant,
                 "modelzoo": __version__, "torch": version("torch"), "onnx": version("onnx"), **extra}
@@ -81,7 +83,7 @@ class Artifacts:
         The export itself has a dynamic batch and is shared by every batch size; onnxsim then
         fixes the run's shape. Without simplification a static batch is exported directly.
         """
-        from modelzoo.export import export_onnx, simplify_onnx
+        from modelzoo.export import simplify_onnx
 
         opset = self.manifest.export["opset"]
         export_batch = None if self.simplify else batch_size
@@ -90,8 +92,7 @@ class Artifacts:
             path = self.cache.artifact(
                 f"{self.manifest.name}-{self.variant}-bs{tag}", ".onnx",
                 self.key(artifact="onnx", opset=opset, batch=tag),
-                lambda tmp: export_onnx(self.torch_model(), self.manifest, tmp, export_batch),
-                "ONNX export")
+                lambda tmp: self._export(tmp, export_batch), "ONNX export")
             bar.update()
             if self.simplify:
                 raw, tag = path, "dynamic" if batch_size is None else batch_size
@@ -105,21 +106,40 @@ class Artifacts:
             bar.update()
         return path
 
-    def _parity(self, onnx_path: Path, batch_size: int | None) -> dict[str, float]:
+    def example_inputs(self, batch_size: int, seed: int) -> dict[str, np.ndarray]:
+        """Seeded inputs for export, parity and benchmarks: the plugin's own, or the manifest's shapes."""
+        if self.entry.example_inputs is not None:
+            return self.entry.example_inputs(batch_size, seed)
+        from modelzoo.export import example_inputs
+
+        return example_inputs(self.manifest, batch_size, seed)
+
+    def _export(self, path: Path, batch_size: int | None) -> None:
+        from modelzoo.export import check_onnx, export_onnx
+
+        export = self.entry.export or export_onnx
+        export(self.torch_model(), self.manifest, path, batch_size, self.example_inputs(batch_size or 2, seed=0))
+        check_onnx(path, self.manifest)
+
+    def _parity(self, onnx_path: Path, batch_size: int | None) -> dict:
         record = onnx_path.with_name(onnx_path.name + ".parity.json")
         if record.exists():
             return json.loads(record.read_text())
-        from modelzoo.export import measure_parity
+        from modelzoo.export import describe_agreement, measure_parity
 
-        parity = measure_parity(self.torch_model(), onnx_path, self.manifest, batch_size)
-        log.info("parity torch vs ONNX: max|diff| %.2e, cosine %.8f, top-1 agreement %.0f%%",
-                 parity["max_abs_diff"], parity["cosine"], 100 * parity["top1_agreement"])
+        parity = measure_parity(self.torch_model(), onnx_path, self.manifest, batch_size, self.example_inputs)
+        log.info("parity torch vs ONNX: %s", describe_agreement(parity, cosine_digits=8))
         atomic_write_json(record, parity)
         return parity
 
 
-def _source_digest(function: Any) -> str:
-    """A digest of the plugin package's Python files, so that editing the model invalidates exports."""
-    package = sys.modules[function.__module__.split(".")[0]]
-    files = sorted(Path(package.__file__).parent.rglob("*.py"))
-    return digest({str(f.relative_to(files[0].parent)): sha256_of(f) for f in files})
+def plugin_code_digest(entry: ModelEntry) -> str:
+    """A digest of the plugin's own Python files, so that editing its model code invalidates exports.
+
+    The files are those of the package that defines the entry's `build` (its directory, with
+    subfolders), or the one module file of a single-module plugin; nothing else installed beside it.
+    """
+    module = sys.modules[entry.build.__module__]
+    source = Path(module.__file__)
+    files = sorted(source.parent.rglob("*.py")) if module.__package__ else [source]
+    return digest({str(f.relative_to(source.parent)): sha256_of(f) for f in files})

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from modelzoo import __version__
 from modelzoo.errors import PluginError, UserError
+from modelzoo.plugins import DISABLE_ENV, disabled_plugins
 
 log = logging.getLogger("modelzoo")
 
@@ -16,6 +18,8 @@ log = logging.getLogger("modelzoo")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.disable_plugin:  # through the environment, so that subprocesses (zoo CI probes) honour it too
+        os.environ[DISABLE_ENV] = ",".join([*disabled_plugins(), *args.disable_plugin])
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="modelzoo: %(message)s", stream=sys.stderr)
     try:
@@ -39,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bars or info lines")
     common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    common.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                        help="do not load this plugin (repeatable; also $MODELZOO_DISABLE_PLUGINS=a,b)")
 
     parser = argparse.ArgumentParser(prog="modelzoo", parents=[common],
                                      description="Run, evaluate and convert ModelZoo models.")
@@ -60,10 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bs", "--batchsize", dest="bs", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, ...")
     _weights_arg(p)
-    p.add_argument("--data", type=Path, help="dataset dir: DIR/images + DIR/val_label.txt, or a flat "
-                                             "image dir with --labels (default: the demo set)")
-    p.add_argument("--labels", type=Path, help="label file, lines '<image file name> <class>'")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images (by name)")
+    p.add_argument("--data", type=Path, help="dataset dir in the model's task layout (classification: "
+                                             "DIR/images + DIR/val_label.txt, or a flat image dir with "
+                                             "--labels; default: the demo set)")
+    p.add_argument("--labels", type=Path, help="target file (classification: '<image file name> <class>' lines)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--output", type=Path, help="output dir (default ./modelzoo-out/MODEL/BACKEND-bsN)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
     p.add_argument("--skip-invalid", action="store_true",
@@ -95,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "which every node must see at the same path)")
 
     p = command("preprocess", cmd_preprocess,
-                "write one <stem>.bin per image (float32 CHW), as ModelZoo's preprocess script does")
+                "write one <key>.bin per sample (per input), as ModelZoo's preprocess script does")
     p.add_argument("model")
-    p.add_argument("--data", type=Path, required=True, help="image dir (or DIR with DIR/images)")
+    p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
     p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
     p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
     p.add_argument("--workers", type=int, help="preprocessing processes")
@@ -115,10 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
     p = command("postprocess", cmd_postprocess,
-                "score ais_bench result files (<stem>_0.txt|bin|npy) against a label file")
+                "score ais_bench result files (<stem>_<output>.txt|bin|npy) with the model's task")
     p.add_argument("model")
     p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
-    p.add_argument("--labels", type=Path, required=True, help="label file")
+    p.add_argument("--data", type=Path, help="the dataset the results are of (its targets are used)")
+    p.add_argument("--labels", type=Path, help="label file (classification: enough without --data)")
     p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
 
     p = command("bench", cmd_bench, "measure pure-inference throughput per backend and batch size")
@@ -145,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/ci"),
                    help="where junit.xml, ci.json and MODEL/modelzoo_level.txt go (default ./modelzoo-out/ci)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default OUTPUT/cache)")
+    p.add_argument("--measured", type=Path, action="append", default=[], metavar="REPORT",
+                   help="report.json of a full run (real weights, whole data set): decides the model's "
+                        "PrecisionStatus against the manifest's expected metrics and tolerances")
     _engine_args(p)
 
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
@@ -198,7 +209,11 @@ def _registry():
 
 
 def cmd_list(args) -> None:
-    registry = _registry()
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    broken: list[tuple[str, str]] = []
+    registry = Registry(get_plugin_manager(broken=broken))
     print("models:")
     for name, entry in sorted(registry.models.items()):
         print(f"  {name:14} {entry.manifest.summary}")
@@ -207,28 +222,36 @@ def cmd_list(args) -> None:
         reason = backend.unavailable_reason()
         state = "available" if reason is None else f"unavailable: {reason}"
         print(f"  {backend.name:14} {backend.description} — {state}")
+    if broken:
+        print("plugins not loaded (broken):")
+        for name, reason in broken:
+            print(f"  {name:14} {reason}")
 
 
 def cmd_info(args) -> None:
     m = _registry().model(args.model).manifest
     print(f"{m.name}: {m.summary}")
-    print(f"  paper       {m.paper}")
+    print(f"  paper       {m.paper or 'n/a'}")
     print(f"  manifest    {m.path}")
-    print(f"  upstream    {m.source['repo']} @ {m.source['commit']}, patches: "
-          f"{', '.join(m.source.get('patches', [])) or 'none'}")
-    print(f"  weights     {m.weights['file']}  <{m.weights['url']}>")
+    print("  task        " + ", ".join(f"{k} {v}" for k, v in m.task.items()))
+    if m.source:
+        print(f"  upstream    {m.source['repo']} @ {m.source['commit']}, patches: "
+              f"{', '.join(m.source.get('patches', [])) or 'none'}")
+    if m.weights:
+        print(f"  weights     {m.weights['file']}  <{m.weights['url']}>")
     for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
         for t in tensors:
             shape = ",".join(str(d) for d in t.shape)
             print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]")
-    pre = m.preprocess
-    print(f"  preprocess  resize {pre['resize']} ({pre['interpolation']}), crop {pre['crop']}, "
-          f"mean {pre['mean']}, std {pre['std']}")
-    print(f"  dataset     {m.dataset['images']}/ + {m.dataset['labels']} ({m.dataset['label_format']})")
+    if m.preprocess:
+        print("  preprocess  " + ", ".join(f"{k} {v}" for k, v in m.preprocess.items()))
     flags = " ".join(m.atc.get("extra_flags", []))
     print(f"  atc         --framework={m.atc['framework']} --input_format={m.atc['input_format']} {flags}".rstrip())
     exp = m.expected
-    print(f"  expected    top-1 {exp['top1']} ± {exp['top1_tolerance']} ({exp['source']})")
+    for metric, value in exp["metrics"].items():
+        tolerance = exp["tolerance"].get(metric)
+        print(f"  expected    {metric} {value}" + (f" ± {tolerance}" if tolerance is not None else "")
+              + (f" ({exp['source']})" if exp["source"] else ""))
     for perf in exp.get("perf", []):
         table = ", ".join(f"bs{bs} {fps}" for bs, fps in perf["fps"].items())
         label = "reference" if perf["reference"] else "measured"
@@ -261,6 +284,7 @@ def cmd_preprocess(args) -> None:
 
 
 def cmd_export(args) -> None:
+    from modelzoo.export import describe_agreement
     from modelzoo.steps import export
 
     from modelzoo.source import upstream_checkout
@@ -270,20 +294,16 @@ def cmd_export(args) -> None:
     path, parity = export(entry, args.weights, args.output, args.bs, args.variant, not args.no_simplify,
                           args.cache_dir, args.quiet, upstream)
     print(f"wrote {path}")
-    print(f"parity torch vs ONNX Runtime: max|diff| {parity['max_abs_diff']:.2e}, "
-          f"cosine {parity['cosine']:.8f}, top-1 agreement {parity['top1_agreement']:.0%}")
+    print(f"parity torch vs ONNX Runtime: {describe_agreement(parity, cosine_digits=8)}")
 
 
 def cmd_postprocess(args) -> None:
+    from modelzoo.report import metric_label, metric_value
     from modelzoo.steps import postprocess
 
-    scores = postprocess(_registry().model(args.model), args.result_path, args.labels, args.output)
-    print(f"images scored: {scores['images']}")
-    if scores["images"]:
-        print(f"top-1: {scores['top1']:.4f}")
-        print(f"top-5: {scores['top5']:.4f}")
-    print(f"results without a label: {scores['results_without_label']}")
-    print(f"labels without a result: {scores['labels_without_result']}")
+    scores = postprocess(_registry().model(args.model), args.result_path, args.data, args.labels, args.output)
+    for name, value in scores.items():
+        print(f"{metric_label(name)}: {metric_value(value)}")
 
 
 def cmd_bench(args) -> None:
@@ -308,8 +328,8 @@ def cmd_bench(args) -> None:
 def cmd_ci(args) -> int:
     from modelzoo.zoo_ci import run_ci
 
-    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir, engine=args.engine,
-                  address=args.address)
+    return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir, measured=args.measured,
+                  engine=args.engine, address=args.address)
 
 
 def cmd_fetch(args) -> None:

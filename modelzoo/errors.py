@@ -1,6 +1,9 @@
 """The one error type a user can cause: it ends the command with one line and exit code 2."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 
 class UserError(Exception):
     """Bad input, a missing file or tool, a failed external step: anything the user can fix.
@@ -22,3 +25,14 @@ class PluginError(Exception):
     the CLI shows the traceback too (without --debug): the fix is in the plugin's own code."""
 
     exit_code = 2
+
+
+@contextmanager
+def plugin_code(plugin: str, what: str) -> Iterator[None]:
+    """Run a plugin's code: anything it raises besides a UserError becomes a PluginError naming it."""
+    try:
+        yield
+    except (UserError, PluginError):
+        raise
+    except Exception as exc:
+        raise PluginError(f"plugin '{plugin}' raised {type(exc).__name__} in {what}: {exc}") from exc

@@ -1,97 +1,143 @@
-"""plugin.toml, the manifest of a model plugin: loading and validation.
+"""plugin.toml, the manifest of a model plugin: a typed schema, loaded and validated as a whole.
 
-A manifest is checked as a whole on load, so that a plugin author meets every mistake as one line
-naming the file, the key and what was expected, instead of a KeyError deep inside a run.
+The schema is generic: names, sources, weights, the named inputs and outputs with their dtypes
+and symbolic axes, export and atc settings, expected metrics and ModelZoo status. What a task
+needs (a classifier's number of classes and label file, say) lives in the `[task]` table and is
+validated by that task's own schema (see modelzoo.tasks). A plugin author meets every mistake as
+one line naming the file, the key path and what was expected, instead of a KeyError deep inside
+a run.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+
 from modelzoo.errors import UserError
 
-log = logging.getLogger(__name__)
-
-# What each key must hold. A checker returns None when the value is fine, else what was expected.
-Checker = Any
+DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64", "bool")
+Status = Literal["OK", "POK", "NOK", "PERFECT"]
 
 
-def _is(kind: type | tuple[type, ...], what: str) -> Checker:
-    def check(value: Any) -> str | None:
-        ok = isinstance(value, kind) and not isinstance(value, bool)
-        return None if ok else what
-    return check
+class Schema(BaseModel):
+    # strict: "5" is not an integer and 1 is not true; forbid: a misspelled key is an error, not a default.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _list_of(kind: type | tuple[type, ...], what: str) -> Checker:
-    def check(value: Any) -> str | None:
-        ok = isinstance(value, list) and all(
-            isinstance(v, kind) and not isinstance(v, bool) for v in value)
-        return None if ok else what
-    return check
+class TensorSpec(Schema):
+    name: str = Field(min_length=1)
+    dtype: Literal[DTYPES]  # type: ignore[valid-type]
+    shape: list[PositiveInt | str] = Field(min_length=1)
+    layout: str = "ND"
+    # Integer inputs (token ids, masks): example inputs for export and parity are drawn from
+    # [low, high), so that they are valid ids rather than random normals.
+    range: list[int] | None = Field(default=None, min_length=2, max_length=2)
+
+    @field_validator("shape")
+    @classmethod
+    def batch_first(cls, shape: list[int | str]) -> list[int | str]:
+        if not isinstance(shape[0], str):
+            raise ValueError('the first axis must be the symbolic batch axis, e.g. ["batch", 3, 224, 224]')
+        return shape
 
 
-def _one_of(*choices: str) -> Checker:
-    def check(value: Any) -> str | None:
-        return None if value in choices else "one of " + ", ".join(repr(c) for c in choices)
-    return check
+class SourceSpec(Schema):
+    repo: str
+    commit: str
+    patches: list[str] = []
 
 
-def _shape(value: Any) -> str | None:
-    ok = (isinstance(value, list) and value
-          and all(isinstance(v, str) or (isinstance(v, int) and v > 0) for v in value))
-    return None if ok else 'a list of positive integers or names of symbolic axes, e.g. ["batch", 3, 224, 224]'
+class WeightsSpec(Schema):
+    file: str
+    url: str
+    size: PositiveInt | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
-def _fps_table(value: Any) -> str | None:
-    ok = isinstance(value, dict) and all(
-        k.isdigit() and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items())
-    return None if ok else 'a table of batch size to fps, e.g. { 1 = 59.2, 4 = 76.0 }'
+class ExportSpec(Schema):
+    opset: int = Field(default=13, ge=7)
 
 
-STRING = _is(str, "a string")
-INTEGER = _is(int, "an integer")
-NUMBER = _is((int, float), "a number")
-BOOLEAN = lambda v: None if isinstance(v, bool) else "true or false"  # noqa: E731
-STRINGS = _list_of(str, "a list of strings")
-NUMBERS = _list_of((int, float), "a list of numbers")
-STATUS = _one_of("OK", "POK", "NOK", "PERFECT")
+class AtcSpec(Schema):
+    framework: int = 5
+    input_format: Literal["NCHW", "NHWC", "ND", "NCDHW"] = "ND"
+    log: Literal["debug", "info", "warning", "error", "null"] = "error"
+    extra_flags: list[str] = []
 
-# key -> (checker, required). Tables of tables ([[inputs]]) are described by their item keys.
-TOP_LEVEL = {
-    "name": (STRING, True), "summary": (STRING, True), "paper": (STRING, True),
-    "plugin": (STRING, True), "num_classes": (INTEGER, True),
-}
-SECTIONS: dict[str, dict[str, tuple[Checker, bool]]] = {
-    "source": {"repo": (STRING, True), "commit": (STRING, True), "patches": (STRINGS, False)},
-    "weights": {"file": (STRING, True), "url": (STRING, True), "size": (INTEGER, False),
-                "sha256": (STRING, False)},
-    "preprocess": {"resize": (INTEGER, True), "crop": (INTEGER, True),
-                   "interpolation": (_one_of("bicubic", "bilinear", "nearest"), True),
-                   "mean": (NUMBERS, True), "std": (NUMBERS, True)},
-    "dataset": {"images": (STRING, True), "labels": (STRING, True), "label_format": (STRING, True)},
-    "export": {"opset": (INTEGER, True)},
-    "atc": {"framework": (INTEGER, True), "input_format": (_one_of("NCHW", "NHWC", "ND", "NCDHW"), True),
-            "log": (_one_of("debug", "info", "warning", "error", "null"), False),
-            "extra_flags": (STRINGS, False)},
-    "expected": {"top1": (NUMBER, True), "top1_tolerance": (NUMBER, True), "source": (STRING, True),
-                 "perf": (None, False)},
-    "status": {"FuncStatus": (STATUS, True), "PrecisionStatus": (STATUS, True),
-               "PerfStatus": (STATUS, True), "AutoTune": (STATUS, False),
-               "ModelConvert": (STATUS, False), "QuantStatus": (STATUS, False)},
-}
-TENSOR = {"name": (STRING, True), "dtype": (_one_of("float32", "float16", "uint8", "int64", "int32"), True),
-          "layout": (STRING, True), "shape": (_shape, True)}
-PERF = {"chip": (STRING, True), "fps": (_fps_table, True), "reference": (BOOLEAN, True)}
-ARRAYS = {"inputs": TENSOR, "outputs": TENSOR}
+
+class PerfSpec(Schema):
+    chip: str
+    fps: dict[str, float]
+    reference: bool
+
+    @field_validator("fps")
+    @classmethod
+    def batch_sizes(cls, fps: dict[str, float]) -> dict[str, float]:
+        if not all(k.isdigit() for k in fps):
+            raise ValueError("keys must be batch sizes, e.g. { 1 = 59.2, 4 = 76.0 }")
+        return fps
+
+
+class ExpectedSpec(Schema):
+    metrics: dict[str, float] = {}     # metric name -> the published value
+    tolerance: dict[str, float] = {}   # metric name -> how far a measurement may fall short
+    source: str = ""
+    perf: list[PerfSpec] = []
+
+    @model_validator(mode="after")
+    def tolerances_name_metrics(self) -> ExpectedSpec:
+        unknown = sorted(set(self.tolerance) - set(self.metrics))
+        if unknown:
+            raise ValueError(f"tolerance given for {', '.join(unknown)}, which expected.metrics does not list")
+        return self
+
+
+class TaskSpec(BaseModel):
+    # The rest of the table belongs to the task and is checked by its own schema.
+    model_config = ConfigDict(extra="allow", strict=True)
+    kind: str
+
+
+class StatusSpec(Schema):
+    FuncStatus: Status
+    PrecisionStatus: Status
+    PerfStatus: Status
+    AutoTune: Status | None = None
+    ModelConvert: Status | None = None
+    QuantStatus: Status | None = None
+
+
+class ManifestSpec(Schema):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    summary: str
+    paper: str = ""
+    plugin: str
+    task: TaskSpec
+    source: SourceSpec | None = None
+    weights: WeightsSpec | None = None
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
+    preprocess: dict[str, Any] = {}  # the plugin's own preprocessing parameters, read by its code
+    export: ExportSpec = ExportSpec()
+    atc: AtcSpec = AtcSpec()
+    expected: ExpectedSpec = ExpectedSpec()
+    status: StatusSpec
+
+    @model_validator(mode="after")
+    def unique_tensor_names(self) -> ManifestSpec:
+        names = [t.name for t in (*self.inputs, *self.outputs)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"input and output names must be unique; {', '.join(twice)} appears twice")
+        return self
 
 
 @dataclass(frozen=True)
@@ -100,10 +146,19 @@ class Tensor:
     dtype: str
     layout: str
     shape: tuple[int | str, ...]
+    range: tuple[int, int] | None = None
+
+    @property
+    def symbolic_axes(self) -> dict[int, str]:
+        """Axis index -> name for every axis whose size is chosen at run time (the batch first)."""
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
 
     def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        """The shape with every symbolic axis (the batch) set to `batch`."""
-        return tuple(batch if isinstance(d, str) else d for d in self.shape)
+        """The shape with the batch axis set to `batch`; other symbolic axes must have a size by then."""
+        if any(isinstance(d, str) for d in self.shape[1:]):
+            raise UserError(f"tensor '{self.name}' has symbolic axes besides the batch ({list(self.shape)}); "
+                            "give them fixed sizes in the manifest for a backend that needs static shapes")
+        return (batch, *self.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -113,13 +168,12 @@ class Manifest:
     summary: str
     paper: str
     plugin: str
-    num_classes: int
-    source: dict[str, Any]
-    weights: dict[str, Any]
+    task: dict[str, Any]            # {"kind": ..., and the task's own keys}
+    source: dict[str, Any] | None
+    weights: dict[str, Any] | None
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     preprocess: dict[str, Any]
-    dataset: dict[str, Any]
     export: dict[str, Any]
     atc: dict[str, Any]
     expected: dict[str, Any]
@@ -131,6 +185,10 @@ class Manifest:
         """The plugin's directory: relative paths in the manifest (patches) start here."""
         return self.path.parent
 
+    def problem(self, key: str, expected: str, value: Any) -> UserError:
+        """The one-line error for a key of this manifest, for checks made after loading (task tables)."""
+        return UserError(f"{self.path}: key '{key}' {expected}, got {value!r}; fix the manifest")
+
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a plugin.toml; any problem is one UserError line naming file and key."""
@@ -141,56 +199,47 @@ def load_manifest(path: str | Path) -> Manifest:
         raise UserError(f"{path}: manifest not found; every plugin needs a plugin.toml") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
-    validate(data, path)
+    spec = validate(ManifestSpec, data, path)
+
+    def tensors(specs: list[TensorSpec]) -> tuple[Tensor, ...]:
+        return tuple(Tensor(t.name, t.dtype, t.layout, tuple(t.shape), tuple(t.range) if t.range else None)
+                     for t in specs)
+
+    dump = spec.model_dump(exclude_none=True)
     return Manifest(
-        path=path.resolve(), name=data["name"], summary=data["summary"], paper=data["paper"],
-        plugin=data["plugin"], num_classes=data["num_classes"], source=data["source"],
-        weights=data["weights"],
-        inputs=tuple(Tensor(t["name"], t["dtype"], t["layout"], tuple(t["shape"])) for t in data["inputs"]),
-        outputs=tuple(Tensor(t["name"], t["dtype"], t["layout"], tuple(t["shape"])) for t in data["outputs"]),
-        preprocess=data["preprocess"], dataset=data["dataset"], export=data["export"], atc=data["atc"],
-        expected=data["expected"], status=data["status"], raw=data,
+        path=path.resolve(), name=spec.name, summary=spec.summary, paper=spec.paper, plugin=spec.plugin,
+        task=dump["task"], source=dump.get("source"), weights=dump.get("weights"),
+        inputs=tensors(spec.inputs), outputs=tensors(spec.outputs), preprocess=spec.preprocess,
+        export=dump["export"], atc=dump["atc"], expected=dump["expected"], status=dump["status"], raw=data,
     )
 
 
-def validate(data: dict[str, Any], path: Path) -> None:
-    def fail(key: str, expected: str, value: Any = None, missing: bool = False) -> None:
-        got = "it is missing" if missing else f"got {value!r}"
-        raise UserError(f"{path}: key '{key}' must be {expected}, {got}; fix the manifest")
-
-    def check_table(table: dict[str, Any], spec: dict[str, tuple[Checker, bool]], prefix: str) -> None:
-        for key, (checker, required) in spec.items():
-            if key not in table:
-                if required:
-                    fail(prefix + key, _describe(checker), missing=True)
-                continue
-            problem = checker(table[key]) if checker else None
-            if problem:
-                fail(prefix + key, problem, table[key])
-        for key in table.keys() - spec.keys():
-            log.warning("%s: unknown key '%s%s' ignored", path, prefix, key)
-
-    known = dict(TOP_LEVEL)
-    known.update({name: (None, True) for name in (*SECTIONS, *ARRAYS)})
-    check_table({k: v for k, v in data.items() if k in TOP_LEVEL or k not in known}, TOP_LEVEL, "")
-    for name, spec in SECTIONS.items():
-        table = data.get(name)
-        if not isinstance(table, dict):
-            fail(name, f"a table ([{name}])", table, missing=table is None)
-        check_table(table, spec, name + ".")
-    for name, spec in ARRAYS.items():
-        items = data.get(name)
-        if not (isinstance(items, list) and items and all(isinstance(i, dict) for i in items)):
-            fail(name, f"one or more [[{name}]] tables", items, missing=items is None)
-        for i, item in enumerate(items):
-            check_table(item, spec, f"{name}[{i}].")
-    perf = data["expected"].get("perf", [])
-    if not (isinstance(perf, list) and all(isinstance(p, dict) for p in perf)):
-        fail("expected.perf", "a list of [[expected.perf]] tables", perf)
-    for i, item in enumerate(perf):
-        check_table(item, PERF, f"expected.perf[{i}].")
+def validate(schema: type[BaseModel], data: Any, path: Path, prefix: str = "") -> Any:
+    """`schema` validated from `data`, or the first problem as one UserError line."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(describe(exc.errors()[0], path, prefix)) from None
 
 
-def _describe(checker: Checker) -> str:
-    """What a checker expects, for the 'missing key' message."""
-    return checker(object()) if checker else "present"
+def describe(error: dict[str, Any], path: Path, prefix: str = "") -> str:
+    """One pydantic error as 'FILE: key 'a.b[0].c' <what was expected>, got <value>; fix the manifest'."""
+    key = prefix
+    for part in error["loc"]:
+        if isinstance(part, int):
+            key += f"[{part}]"
+        elif not _is_type_tag(str(part)):
+            key += f".{part}" if key else str(part)
+    if error["type"] == "missing":
+        return f"{path}: key '{key}' is missing; fix the manifest"
+    if error["type"] == "extra_forbidden":
+        return f"{path}: key '{key}' is not a manifest key (misspelled?); fix the manifest"
+    message = error["msg"].removeprefix("Value error, ")
+    got = repr(error["input"])
+    got = got if len(got) <= 80 else got[:77] + "..."
+    return f"{path}: key '{key or '(top level)'}': {message}, got {got}; fix the manifest"
+
+
+def _is_type_tag(part: str) -> bool:
+    """pydantic names the member of a union it tried ('constrained-int', 'str'): not a key."""
+    return "-" in part or "[" in part or part in {"int", "str", "float", "bool"}

@@ -7,10 +7,10 @@ import logging
 import platform
 import sys
 import time
-from importlib.metadata import version
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from tqdm import tqdm
 
@@ -18,20 +18,15 @@ from modelzoo import __version__
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
-from modelzoo.data import resolve_dataset
 from modelzoo.engines.cluster import connect
-from modelzoo.errors import Interrupted, UserError
+from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
-from modelzoo.labels import image_key
-from modelzoo.metrics import accuracy, top5
-from modelzoo.registry import Registry
-from modelzoo.resume import ResultLog, files_digest
+from modelzoo.registry import ModelEntry, Registry
+from modelzoo.resume import ResultLog
+from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Preprocessor, batches, default_workers
-from modelzoo.weights import RANDOM_BANNER, resolve_weights, sha256_of, weights_dir
-
-if TYPE_CHECKING:
-    import numpy as np
+from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +61,7 @@ class RunOptions:
     engine: str = "local"                # "ray": spread inference over a Ray cluster
     address: str | None = None           # the Ray cluster (None: Ray's own resolution)
     actors_per_node: int | None = None   # sessions per CPU node (ray; default 1)
-    ship_data: bool = False              # send images to the nodes as bytes (ray)
+    ship_data: bool = False              # send sample files to the nodes as bytes (ray)
 
 
 def run(registry: Registry, opts: RunOptions) -> dict:
@@ -80,40 +75,41 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     cluster = connect(opts.engine, opts.address)
     backend = (cluster.choose_backend(registry, opts.backend, opts.precision) if cluster
                else registry.backend(opts.backend, opts.precision))
-    manifest = entry.manifest
-    dataset = resolve_dataset(manifest, opts.data, opts.labels, entry.demo_data, opts.limit)
-    output = opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}"
-    report_path = Path(output) / "report.json"
+    manifest, task = entry.manifest, entry.task
+    dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
+    output = Path(opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}")
+    report_path = output / "report.json"
     weights = resolve_weights(manifest, opts.weights)
-    _check_writable(Path(output))
+    _check_writable(output)
     if weights.random:
-        print(RANDOM_BANNER.format(name=manifest.name, file=manifest.weights["file"], dir=weights_dir()),
-              file=sys.stderr)
+        where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
+                 f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
+                 if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
+        print(RANDOM_BANNER.format(name=manifest.name, where=where), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
                           quiet=opts.quiet, upstream=upstream)
 
-    settings = BackendSettings(workdir=Path(output), device=opts.device, soc_version=opts.soc_version,
+    settings = BackendSettings(workdir=output, device=opts.device, soc_version=opts.soc_version,
                                dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
                                precision=opts.precision)
-    results = ResultLog(Path(output), {
+    results = ResultLog(output, {
         "model": manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
         "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
-        "model_source": opts.model_source,
-        "images": files_digest(dataset.images), "labels": sha256_of(dataset.label_file)[:16]},
+        "model_source": opts.model_source, "task": task.kind, "data": samples_digest(dataset.samples)},
         fresh=opts.fresh)
-    todo = [p for p in dataset.images if image_key(p.name) not in results.done]
-    if opts.resume and len(todo) == len(dataset.images):
+    todo = [s for s in dataset.samples if s.key not in results.done]
+    if opts.resume and len(todo) == len(dataset.samples):
         raise UserError(f"nothing to resume in {output}: no results of an earlier run; drop --resume")
     if not todo:
-        log.info("all %d images are already done in %s; pass --fresh to run them again",
-                 len(dataset.images), results.path)
-    elif len(todo) < len(dataset.images):
-        log.info("resuming: %d of %d images already done in %s", len(dataset.images) - len(todo),
-                 len(dataset.images), results.path)
+        log.info("all %d samples are already done in %s; pass --fresh to run them again",
+                 len(dataset.samples), results.path)
+    elif len(todo) < len(dataset.samples):
+        log.info("resuming: %d of %d samples already done in %s", len(dataset.samples) - len(todo),
+                 len(dataset.samples), results.path)
 
-    log.info("model %s, backend %s, batch size %d, %d images from %s", manifest.name, backend.name,
+    log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
     marks: dict[str, float] = {}
     first_result = lambda: marks.setdefault("first_result_after_start", time.perf_counter() - run_start)
@@ -123,15 +119,22 @@ def run(registry: Registry, opts: RunOptions) -> dict:
             cluster, entry, backend, artifacts, settings, todo, opts, results, first_result)
     else:
         workers = default_workers() if opts.workers is None else opts.workers
-        with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers) as images:
+        input_names = [t.name for t in manifest.inputs]
+        with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
+                          plugin=manifest.plugin) as items:
             started = time.perf_counter()
             session = backend.open(artifacts, opts.batch_size, settings) if todo else None
             stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
             loop_start = time.perf_counter()
             inferred = 0
             if session is not None:
-                stream = batches(images, opts.batch_size, opts.skip_invalid, results.add_skipped)
-                inferred = _infer(session.run(stream), session.close, len(todo), opts, results, first_result)
+                stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
+                                 entry.collate, plugin=manifest.plugin)
+                try:
+                    inferred = record_outputs(entry, session.run(stream), len(todo), results, _quiet(opts),
+                                              first_result)
+                finally:
+                    session.close()
             stages["preprocess_and_infer"] = time.perf_counter() - loop_start
         measured = None if session is None else {
             "throughput_fps": session.throughput_fps(),
@@ -142,61 +145,76 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         previous = _previous_report(report_path)
         measured = {key: previous.get(key) for key in ("throughput_fps", "e2e_fps", "parity", "int8_agreement")}
     post_start = time.perf_counter()
-    order = [image_key(p.name) for p in dataset.images]
-    predictions = {k: results.predictions[k] for k in order if k in results.predictions}
-    scores = accuracy(predictions, dataset.labels)
+    records = {s.key: results.records[s.key] for s in dataset.samples if s.key in results.records}
+    metrics = evaluate(entry, dataset, records)
     stages["postprocess"] = time.perf_counter() - post_start
+    expected = manifest.expected["metrics"]
     report = {
         "model": manifest.name,
+        "task": task.kind,
         "backend": backend.name,
         "batch_size": opts.batch_size,
         "precision": opts.precision,
-        "images": scores["images"],
+        "images": len(records),
         "skipped": results.skipped,
-        "top1": scores["top1"],
-        "top5": scores["top5"],
+        **{key: metrics.get(key) for key in task.report_keys},
+        "metrics": metrics,
         **measured,
         "weights": weights.to_report(),
-        "data": dataset.to_report(),
-        "expected_top1": manifest.expected["top1"],
+        "data": {**dataset.to_report(), "limit": opts.limit},
+        "expected": expected,
+        **({"expected_top1": expected["top1"]} if "top1" in expected else {}),
         "stages_s": stages,
         "peak_rss_mb": peak_rss_mb(),
-        "resumed_images": len(dataset.images) - len(todo),
+        "resumed_images": len(dataset.samples) - len(todo),
+        "plugin": plugin_version(manifest.plugin),
         "versions": versions(backend),
         **({"cluster": cluster_report} if cluster_report else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(Path(output) / "predictions.json", predictions)
+    atomic_write_json(output / "predictions.json", records)
     atomic_write_json(report_path, report)
     report["report_path"] = str(report_path)
     return report
 
 
-def _infer(outputs: Iterable[tuple[list[str], np.ndarray]], close: Callable[[], None], count: int,
-           opts: RunOptions, results: ResultLog, first_result: Callable[[], object]) -> int:
-    """Record each batch's outputs, each batch made durable before the next; `close` stops what
-    produces them (a session, or a cluster's actors) however this ends. Returns how many images
-    it inferred."""
+def load_dataset(entry: ModelEntry, data: Path | None, labels: Path | None, limit: int | None = None) -> Dataset:
+    """The task's samples from --data (and --labels), or from the plugin's demo data."""
+    demo = data is None
+    if demo:
+        if entry.demo_data is None:
+            raise UserError(f"model '{entry.name}' ships no demo data; pass --data DIR")
+        data = entry.demo_data
+    with plugin_code(entry.manifest.plugin, "load_dataset"):
+        dataset = entry.task.load_dataset(Path(data), Path(labels) if labels else None)
+    if not dataset.samples:
+        raise UserError(f"no samples in {data}; check --data")
+    samples = dataset.samples[:limit] if limit is not None else dataset.samples
+    return replace(dataset, samples=samples, demo=demo)
+
+
+def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]], count: int,
+                   results: ResultLog, quiet: bool, first_result: Callable[[], object] = lambda: None) -> int:
+    """The driver's side of inference, whatever produced the outputs: each batch's records made
+    durable before the next; returns how many samples it recorded."""
     inferred = 0
-    with tqdm(total=count, desc="infer", unit="img", disable=_quiet(opts)) as bar:
+    with tqdm(total=count, desc="infer", unit="img", disable=quiet) as bar:
         try:
-            for names, scores in outputs:
+            for keys, batch in outputs:
                 first_result()
-                best = [top5(row) for row in scores]
-                results.add_batch(list(names), best,
-                                  [[float(row[c]) for c in classes] for row, classes in zip(scores, best)])
-                bar.update(len(names))
-                inferred += len(names)
+                with plugin_code(entry.manifest.plugin, "postprocess"):
+                    records = entry.task.postprocess(batch)
+                results.add_batch(list(keys), records)
+                bar.update(len(keys))
+                inferred += len(keys)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: results of {len(results.predictions)} images are safe in "
+            raise Interrupted(f"interrupted: results of {len(results.records)} samples are safe in "
                               f"{results.path}; rerun the same command to resume") from None
-        finally:
-            close()
     return inferred
 
 
 def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, results, first_result):
-    """The cluster's counterpart of the local loop above: (stages, inferred, measured, cluster report)."""
+    """The cluster's counterpart of the local loop in run(): (stages, inferred, measured, cluster report)."""
     from modelzoo.engines.ray_run import ClusterInference
 
     try:
@@ -207,8 +225,11 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                                 opts.actors_per_node, opts.ship_data)
         timings = artifacts.cache.timings
         stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
-        stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
-        inferred = _infer(stream, work.close, len(todo), opts, results, first_result)
+        try:
+            stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
+            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), first_result)
+        finally:
+            work.close()
         stages["preprocess_and_infer"] = work.wall
         measured = {"throughput_fps": work.throughput_fps(),
                     "e2e_fps": inferred / work.wall if inferred and work.wall else None,
@@ -216,6 +237,25 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
         return stages, inferred, measured, work.report()
     finally:
         cluster.close()
+
+
+def evaluate(entry: ModelEntry, dataset: Dataset, records: dict) -> dict:
+    """The task's metrics over the recorded samples, in dataset order."""
+    with plugin_code(entry.manifest.plugin, "the evaluator"):
+        evaluator = entry.task.evaluator()
+        scored = [s for s in dataset.samples if s.key in records]
+        for i in range(0, len(scored), 1024):
+            chunk = scored[i:i + 1024]
+            evaluator.update([records[s.key] for s in chunk], [s.target for s in chunk])
+        return evaluator.compute()
+
+
+def plugin_version(module: str) -> dict[str, str | None]:
+    """The distribution that installed a plugin module and its version (None for a source tree)."""
+    top = module.split(".")[0]
+    for dist in packages_distributions().get(top, []):
+        return {"module": module, "distribution": dist, "version": version(dist)}
+    return {"module": module, "distribution": None, "version": None}
 
 
 def _previous_report(path: Path) -> dict:

@@ -12,9 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from modelzoo.export import PARITY_SEED, parity_figures
+from modelzoo.export import PARITY_SEED, agreement, describe_agreement
 from modelzoo.fileio import atomic_write_json
 
 if TYPE_CHECKING:
@@ -65,17 +63,15 @@ def int8_agreement(artifacts: Artifacts, batch_size: int) -> dict[str, float]:
         return json.loads(record.read_text())
     import onnxruntime as ort
 
-    inp = artifacts.manifest.inputs[0]
-    rng = np.random.default_rng(PARITY_SEED)
+    names = [t.name for t in artifacts.manifest.outputs]
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8)]
     ref, got = [], []
-    for _ in range(-(-AGREEMENT_IMAGES // batch_size)):
-        x = rng.standard_normal(inp.concrete_shape(batch_size)).astype(inp.dtype)
-        ref.append(sessions[0].run(None, {inp.name: x})[0])
-        got.append(sessions[1].run(None, {inp.name: x})[0])
-    figures = parity_figures(np.concatenate(ref), np.concatenate(got))
-    log.info("int8 vs fp32 ONNX: max|diff| %.2e, cosine %.6f, top-1 agreement %.0f%% on %d random inputs",
-             figures["max_abs_diff"], figures["cosine"], 100 * figures["top1_agreement"], figures["images"])
+    for i in range(-(-AGREEMENT_IMAGES // batch_size)):
+        feeds = artifacts.example_inputs(batch_size, PARITY_SEED + i)
+        ref.append(dict(zip(names, sessions[0].run(names, feeds))))
+        got.append(dict(zip(names, sessions[1].run(names, feeds))))
+    figures = agreement(artifacts.manifest, ref, got)
+    log.info("int8 vs fp32 ONNX: %s on %d random inputs", describe_agreement(figures), figures["images"])
     atomic_write_json(record, figures)
     return figures
 

@@ -1,20 +1,23 @@
 """What plugins register, collected once from the hooks: models and backends by name."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from modelzoo.errors import PluginError, UserError
 from modelzoo.manifest import Manifest
+from modelzoo.tasks import Task, builtin_task
 
 if TYPE_CHECKING:
     import pluggy
     import torch
 
     from modelzoo.backends.base import Backend
+
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,20 @@ class ModelEntry:
         that chip), and an unknown variant must give the standard model.
     init_random: ``init_random(model, seed)`` re-initialises it deterministically; used when no
         checkpoint exists, so that throughput can still be measured.
-    preprocess: ``preprocess(path)`` returns one input as a float32 array of the manifest's input
-        shape without the batch axis. It runs in worker processes, so it must be picklable (a
-        module-level function or a functools.partial of one) and should not import torch.
-    demo_data: a directory in the dataset layout of the manifest, used when no --data is given.
+    preprocess: ``preprocess(source)`` turns one sample's ``source`` (see modelzoo.tasks.Sample:
+        an image path for classification) into a dict of input name -> array of that input's
+        dtype and shape without the batch axis; a single-input model may return the bare array.
+        It runs in worker processes, so it must be picklable (a module-level function or a
+        functools.partial of one) and should not import torch.
+    task: what the outputs mean (dataset loader, postprocess, evaluator), see modelzoo.tasks.Task;
+        None: the built-in task named by the manifest's ``[task] kind``.
+    collate: ``collate(rows)`` makes one batch (input name -> array with the batch axis) from the
+        preprocessed samples, e.g. padding sequences; None stacks each input.
+    example_inputs: ``example_inputs(batch, seed)`` gives seeded, valid inputs for export, parity
+        and benchmarks; None draws them from the manifest (normals, or integers in an input's range).
+    export: ``export(model, manifest, path, batch_size, example)`` writes the ONNX file (dynamic
+        symbolic axes when ``batch_size`` is None), replacing the runner's TorchScript export.
+    demo_data: a directory in the task's dataset layout, used when no --data is given.
     build_upstream: ``build_upstream(checkout, variant)`` builds the model from upstream's own code
         in a checkout made by ``modelzoo source`` (random weights, eval mode); None when the plugin
         has no upstream route.
@@ -38,7 +51,11 @@ class ModelEntry:
     manifest: Manifest
     build: Callable[[str], torch.nn.Module]
     init_random: Callable[[torch.nn.Module, int], None]
-    preprocess: Callable[[Path], np.ndarray]
+    preprocess: Callable[[Any], Arrays | np.ndarray]
+    task: Task | None = None
+    collate: Callable[[list[Arrays]], Arrays] | None = None
+    example_inputs: Callable[[int, int], Arrays] | None = None
+    export: Callable[..., None] | None = None
     demo_data: Path | None = None
     build_upstream: Callable[[Path, str], torch.nn.Module] | None = None
 
@@ -47,11 +64,16 @@ class ModelEntry:
         return self.manifest.name
 
 
+def resolve_task(entry: ModelEntry) -> ModelEntry:
+    """The entry with its task: the plugin's own, or the built-in one its manifest names."""
+    return entry if entry.task is not None else replace(entry, task=builtin_task(entry.manifest))
+
+
 def _call_each(hook, register: Callable) -> None:
     """Call every implementation of a registration hook, naming the plugin whose code raises."""
     for impl in reversed(hook.get_hookimpls()):  # pluggy's own order: last registered first
         try:
-            impl.function(*[register for _ in impl.argnames])
+            impl.function(**{name: register for name in impl.argnames})
         except UserError:
             raise
         except Exception as exc:
@@ -69,6 +91,10 @@ class Registry:
         _call_each(pm.hook.modelzoo_register_backends, self._add_backend)
 
     def _add_model(self, entry: ModelEntry) -> None:
+        from modelzoo.contract import check_entry
+
+        check_entry(entry)
+        entry = resolve_task(entry)
         if entry.name in self.models:
             raise UserError(f"two plugins register a model named '{entry.name}' "
                             f"({self.models[entry.name].manifest.path} and {entry.manifest.path}); "

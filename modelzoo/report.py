@@ -1,6 +1,19 @@
 """The console summary of a run."""
 from __future__ import annotations
 
+import re
+
+from modelzoo.export import describe_agreement
+
+
+def metric_label(name: str) -> str:
+    """How a metric's name reads on the console: top1 -> top-1, labels_without_result -> labels without result."""
+    return re.sub(r"^top(\d+)$", r"top-\1", name).replace("_", " ")
+
+
+def metric_value(value) -> str:
+    return format(value, ".4f") if isinstance(value, float) else str(value)
+
 
 def _fmt(value, pattern: str) -> str:
     return "n/a" if value is None else format(value, pattern)
@@ -12,18 +25,14 @@ def print_report(report: dict) -> None:
         ("model", report["model"]),
         ("backend", f"{report['backend']} (batch size {report['batch_size']})"),
         ("images", f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
-        ("top-1", _fmt(report["top1"], ".4f")),
-        ("top-5", _fmt(report["top5"], ".4f")),
+        *((metric_label(name), metric_value(value)) for name, value in report["metrics"].items() if name != "images"),
         ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} img/s (pure inference)"),
         ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} img/s (JPEG to prediction)"),
     ]
     if parity:
-        rows.append(("parity", f"max|diff| {parity['max_abs_diff']:.2e}, cosine {parity['cosine']:.6f}, "
-                               f"top-1 agreement {parity['top1_agreement']:.0%} (torch vs fp32 ONNX)"))
+        rows.append(("parity", f"{describe_agreement(parity)} (torch vs fp32 ONNX)"))
     if report.get("int8_agreement"):
-        agreement = report["int8_agreement"]
-        rows.append(("int8", f"top-1 agreement {agreement['top1_agreement']:.0%} with fp32, max|diff| "
-                             f"{agreement['max_abs_diff']:.2e}, cosine {agreement['cosine']:.6f}"))
+        rows.append(("int8", f"{describe_agreement(report['int8_agreement'])} (int8 vs fp32)"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:

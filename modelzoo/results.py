@@ -1,31 +1,35 @@
-"""Read the classification scores ais_bench writes, one file per input image.
+"""Read the result files ais_bench writes, one file per input sample and output.
 
 ais_bench names each result `<input name before its first '.'>_<output index>.<txt|bin|npy>`
-(e.g. `ILSVRC2012_val_00000001_0.txt`) and may put a `*_summary.json` beside them. Only output 0
-is read; the files are keyed by `<input name before its first '.'>`, i.e. `labels.image_key`.
+(e.g. `ILSVRC2012_val_00000001_0.txt`) and may put a `*_summary.json` beside them. The files are
+keyed by `<input name before its first '.'>`, i.e. the sample key (`labels.image_key`).
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from modelzoo.errors import UserError
+from modelzoo.manifest import Tensor
 
-# Greedy stem: `a_0_0.txt` is output 0 of input `a_0`; `a_10.txt` and `a_1.txt` do not match.
-_RESULT_RE = re.compile(r"(?P<stem>.+)_0\.(?P<fmt>txt|bin|npy)")
+# Greedy stem: `a_0_1.txt` is output 1 of input `a_0`.
+_RESULT_RE = re.compile(r"(?P<stem>.+)_(?P<index>[0-9]+)\.(?P<fmt>txt|bin|npy)")
 
 
-def read_results(result_dir: Path, num_classes: int) -> dict[str, np.ndarray]:
-    """Read every `<stem>_0.{txt,bin,npy}` in `result_dir` into {stem: float32 scores of shape (num_classes,)}.
+def read_results(result_dir: Path, outputs: Sequence[Tensor]) -> dict[str, dict[str, np.ndarray]]:
+    """Read every `<stem>_<i>.{txt,bin,npy}` in `result_dir` into {stem: {output name: array}}, each
+    array of that output's dtype and shape for one sample (without the batch axis).
 
-    Anything else in the folder (summary JSON, other outputs `_1`, sub-folders such as the
-    per-device folders of a multi-device run) is ignored. Each file must hold exactly
-    `num_classes` values, whatever its shape ((C,) or (1, C) alike). A missing folder, a folder
-    without result files, a short/long/garbled file, or two formats for one image raise a
-    one-line `UserError`. The dict is sorted by stem.
+    Output i is the i-th of `outputs`; higher indices, the summary JSON and sub-folders (the
+    per-device folders of a multi-device run) are ignored. Each file must hold exactly the
+    output's number of values, whatever its shape ((C,) or (1, C) alike). A missing folder, a
+    folder without result files, a sample lacking one of the outputs, a short/long/garbled file,
+    or two formats for one file raise a one-line `UserError`. The dict is sorted by stem.
     """
     result_dir = Path(result_dir)
     try:
@@ -36,52 +40,63 @@ def read_results(result_dir: Path, num_classes: int) -> dict[str, np.ndarray]:
             "pass the folder ais_bench wrote its results to"
         ) from None
 
-    found: dict[str, Path] = {}
+    found: dict[str, dict[int, Path]] = {}
     for entry in entries:
         match = _RESULT_RE.fullmatch(entry.name)
-        if match is None or not entry.is_file():
+        if match is None or not entry.is_file() or int(match["index"]) >= len(outputs):
             continue
-        stem = match["stem"]
-        if stem in found:
+        files = found.setdefault(match["stem"], {})
+        index = int(match["index"])
+        if index in files:
             raise UserError(
-                f"two results for {stem} in {result_dir}: {found[stem].name} and {entry.name}; "
+                f"two results for {match['stem']} in {result_dir}: {files[index].name} and {entry.name}; "
                 "keep one output format per folder"
             )
-        found[stem] = Path(entry.path)
+        files[index] = Path(entry.path)
 
     if not found:
         raise UserError(
             f"no result files (<name>_0.txt/.bin/.npy) in {result_dir}; "
             "pass the folder ais_bench wrote its results to"
         )
-    return {stem: _read_one(found[stem], num_classes) for stem in sorted(found)}
+    results = {}
+    for stem in sorted(found):
+        missing = [i for i in range(len(outputs)) if i not in found[stem]]
+        if missing:
+            raise UserError(f"{result_dir} has no result file {stem}_{missing[0]}.* for output "
+                            f"'{outputs[missing[0]].name}'; rerun the inference")
+        results[stem] = {t.name: _read_one(found[stem][i], t) for i, t in enumerate(outputs)}
+    return results
 
 
-def _read_one(path: Path, num_classes: int) -> np.ndarray:
+def _read_one(path: Path, tensor: Tensor) -> np.ndarray:
     fmt = path.suffix
+    dtype = np.dtype(tensor.dtype)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read result file {path}: {exc.strerror or exc}") from None
 
     if fmt == ".bin":
-        if len(data) % 4:
+        if len(data) % dtype.itemsize:
             raise UserError(
                 f"result file {path} is truncated: {len(data)} bytes is not a whole number of "
-                f"float32 values; rerun the inference"
+                f"{tensor.dtype} values; rerun the inference"
             )
-        values = np.frombuffer(data, dtype="<f4").astype(np.float32)
+        values = np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype)
     elif fmt == ".txt":
         values = _parse_txt(path, data)
     else:
         values = _parse_npy(path)
 
-    if values.size != num_classes:
+    shape = tensor.concrete_shape(1)[1:]
+    if values.size != math.prod(shape):
         raise UserError(
-            f"result file {path} holds {values.size} values, expected {num_classes}; "
-            "check the model's output and the --num-classes setting, or rerun the inference"
+            f"result file {path} holds {values.size} values, expected {math.prod(shape)} "
+            f"(output '{tensor.name}' {list(shape)}); check the model's output, or rerun the inference"
         )
-    return values.reshape(num_classes)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return values.reshape(shape).astype(dtype)
 
 
 def _parse_txt(path: Path, data: bytes) -> np.ndarray:

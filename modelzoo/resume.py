@@ -1,14 +1,13 @@
-"""Per-image results written durably as a run goes, so that a crash or Ctrl-C costs nothing.
+"""Per-sample records written durably as a run goes, so that a crash or Ctrl-C costs nothing.
 
 `results.jsonl` in the run's output directory: a header line with the fingerprint of the run's
-inputs, then one line per batch (image keys with their top-5 classes and scores) or per skipped
-image, each appended and fsync'ed before the next batch starts. A rerun with the same inputs
-reads it back and infers only the images it lacks; a rerun with other inputs refuses to mix them.
-A torn last line (the process died while writing it) is ignored: its batch is simply redone.
+inputs, then one line per batch (sample keys with the task's records, whatever they hold) or per
+skipped sample, each appended and fsync'ed before the next batch starts. A rerun with the same
+inputs reads it back and infers only the samples it lacks; a rerun with other inputs refuses to
+mix them. A torn last line (the process died while writing it) is ignored: its batch is redone.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,24 +15,14 @@ from typing import Any
 
 from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_bytes
-from modelzoo.labels import image_key
 
 FILE_NAME = "results.jsonl"
-
-
-def files_digest(paths: list[Path]) -> str:
-    """Names and sizes of the images: cheap for 50,000 files, and changes when the data does."""
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(f"{path.name}\0{path.stat().st_size}\n".encode())
-    return h.hexdigest()[:16]
 
 
 class ResultLog:
     def __init__(self, output: Path, inputs: dict[str, Any], fresh: bool):
         self.path = Path(output) / FILE_NAME
-        self.predictions: dict[str, list[int]] = {}
-        self.scores: dict[str, list[float]] = {}
+        self.records: dict[str, Any] = {}
         self.skipped: list[dict[str, str]] = []
         if fresh:
             self.path.unlink(missing_ok=True)
@@ -44,7 +33,7 @@ class ResultLog:
 
     @property
     def done(self) -> set[str]:
-        return set(self.predictions) | {image_key(Path(s["image"]).name) for s in self.skipped}
+        return set(self.records) | {s["key"] for s in self.skipped}
 
     def _read(self, inputs: dict[str, Any]) -> None:
         lines = self.path.read_bytes().split(b"\n")
@@ -68,9 +57,7 @@ class ResultLog:
             if "skipped" in record:
                 self.skipped.append(record["skipped"])
             else:
-                for name, classes, scores in zip(record["names"], record["top5"], record["scores"]):
-                    self.predictions[name] = classes
-                    self.scores[name] = scores
+                self.records.update(zip(record["keys"], record["records"]))
         # Drop a torn tail so that new lines start on a line of their own.
         self._rewrite_clean(records)
 
@@ -79,11 +66,9 @@ class ResultLog:
         if data != self.path.read_bytes():
             atomic_write_bytes(self.path, data)
 
-    def add_batch(self, names: list[str], top5: list[list[int]], scores: list[list[float]]) -> None:
-        self._append({"names": names, "top5": top5, "scores": scores})
-        for name, classes, best in zip(names, top5, scores):
-            self.predictions[name] = classes
-            self.scores[name] = best
+    def add_batch(self, keys: list[str], records: list[Any]) -> None:
+        self._append({"keys": keys, "records": records})
+        self.records.update(zip(keys, records))
 
     def add_skipped(self, record: dict[str, str]) -> None:
         self._append({"skipped": record})

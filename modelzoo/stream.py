@@ -10,16 +10,17 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from modelzoo.backends.base import Batch
-from modelzoo.errors import UserError
-from modelzoo.labels import image_key
+from modelzoo.errors import PluginError, UserError, plugin_code
+from modelzoo.tasks import Sample
 
-Preprocess = Callable[[Path], np.ndarray]
+Preprocess = Callable[[Any], Any]
+Arrays = dict[str, np.ndarray]
+Collate = Callable[[list[Arrays]], Arrays]
 
 
 def default_workers() -> int:
@@ -31,29 +32,34 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _load(preprocess: Preprocess, path: Path) -> tuple[np.ndarray | None, str | None]:
-    """Runs in a worker: a bad image comes back as its message, not as an exception to unpickle."""
+def _load(preprocess: Preprocess, source: Any, plugin: str) -> tuple[Any, str | None]:
+    """Runs in a worker: a bad sample comes back as its message, not as an exception to unpickle;
+    anything else the plugin's code raises is its fault and ends the run naming it."""
     try:
-        return preprocess(path), None
+        return preprocess(source), None
     except UserError as exc:
         return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - re-raised as one picklable error naming the plugin
+        raise PluginError(f"plugin '{plugin}' raised {type(exc).__name__} in preprocess on {source}: {exc}") from None
 
 
 class Preprocessor:
-    """(path, array or None, error or None) for every image, in order, from worker processes.
+    """(sample, preprocessed or None, error or None) for every sample, in order, from worker processes.
 
     The pool starts and the first images are submitted on entering the context, so that worker
     start-up overlaps whatever the caller does next (opening the backend). At most `window`
-    images are in flight: memory does not grow with the number of images.
+    samples are in flight: memory does not grow with the number of samples.
     """
 
-    def __init__(self, preprocess: Preprocess, images: list[Path], workers: int, window: int):
+    def __init__(self, preprocess: Preprocess, samples: list[Sample], workers: int, window: int,
+                 plugin: str = "?"):
         self.preprocess = preprocess
-        self.todo = iter(images)
+        self.plugin = plugin
+        self.todo = iter(samples)
         self.workers = workers
         self.window = max(window, workers)
         self.pool: ProcessPoolExecutor | None = None
-        self.pending: collections.deque[tuple[Path, Future]] = collections.deque()
+        self.pending: collections.deque[tuple[Sample, Future]] = collections.deque()
 
     def __enter__(self) -> Preprocessor:
         if self.workers > 0:
@@ -70,38 +76,59 @@ class Preprocessor:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit_next(self) -> bool:
-        path = next(self.todo, None)
-        if path is None:
+        sample = next(self.todo, None)
+        if sample is None:
             return False
-        self.pending.append((path, self.pool.submit(_load, self.preprocess, path)))
+        self.pending.append((sample, self.pool.submit(_load, self.preprocess, sample.source, self.plugin)))
         return True
 
-    def __iter__(self) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+    def __iter__(self) -> Iterator[tuple[Sample, Any, str | None]]:
         if self.pool is None:
-            for path in self.todo:
-                yield (path, *_load(self.preprocess, path))
+            for sample in self.todo:
+                yield (sample, *_load(self.preprocess, sample.source, self.plugin))
             return
         while self.pending:
-            path, future = self.pending.popleft()
+            sample, future = self.pending.popleft()
             self._submit_next()
-            yield (path, *future.result())
+            yield (sample, *future.result())
 
 
-def batches(images: Iterable[tuple[Path, np.ndarray | None, str | None]], batch_size: int,
-            skip_invalid: bool, on_skip: Callable[[dict[str, str]], None]) -> Iterator[Batch]:
-    """Batches of preprocessed images; a bad image stops the run, or is skipped and recorded."""
-    names: list[str] = []
-    rows: list[np.ndarray] = []
-    for path, array, error in images:
+def as_inputs(preprocessed: Any, input_names: list[str]) -> Arrays:
+    """A plugin's preprocess result as input name -> array; a bare array is the only input's."""
+    if isinstance(preprocessed, dict):
+        return preprocessed
+    if len(input_names) != 1:
+        raise TypeError(f"preprocess returned a {type(preprocessed).__name__}, but the model has inputs "
+                        f"{', '.join(input_names)}: return a dict of input name -> array")
+    return {input_names[0]: preprocessed}
+
+
+def stack(rows: list[Arrays]) -> Arrays:
+    """The default collate: each input's arrays stacked on a new batch axis."""
+    return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
+
+
+def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
+            skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
+            collate: Collate | None = None, plugin: str = "?") -> Iterator[Batch]:
+    """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded."""
+    def make(keys: list[str], rows: list[Arrays]) -> Batch:
+        with plugin_code(plugin, "collate"):
+            return Batch(keys, (collate or stack)(rows))
+
+    keys: list[str] = []
+    rows: list[Arrays] = []
+    for sample, preprocessed, error in items:
         if error is not None:
             if not skip_invalid:
                 raise UserError(error)
-            on_skip({"image": str(path), "reason": error})
+            on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
             continue
-        names.append(image_key(path.name))
-        rows.append(array)
+        keys.append(sample.key)
+        with plugin_code(plugin, "preprocess"):
+            rows.append(as_inputs(preprocessed, input_names))
         if len(rows) == batch_size:
-            yield Batch(names, np.stack(rows))
-            names, rows = [], []
+            yield make(keys, rows)
+            keys, rows = [], []
     if rows:
-        yield Batch(names, np.stack(rows))
+        yield make(keys, rows)

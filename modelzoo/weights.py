@@ -59,6 +59,8 @@ def resolve_weights(manifest: Manifest, weights: Path | None) -> Weights:
         if not Path(weights).is_file():
             raise UserError(f"weights file {weights} does not exist; check --weights")
         return Weights(Path(weights).resolve(), sha256_of(weights))
+    if manifest.weights is None:  # the plugin publishes no checkpoint
+        return Weights(None, None)
     standard = weights_dir() / manifest.weights["file"]
     if standard.is_file():
         return Weights(standard, sha256_of(standard))
@@ -69,13 +71,14 @@ RANDOM_BANNER = """\
 ************************************************************************
 *  NO CHECKPOINT: running {name} with seeded RANDOM weights.
 *  Accuracy below means nothing; throughput is real.
-*  Get the real weights with 'modelzoo fetch {name}', or put
-*  {file} in {dir}, or pass --weights PATH.
+*  {where}
 ************************************************************************"""
 
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:
     """Download the manifest's weights into the weights directory; one clear line on failure."""
+    if manifest.weights is None:
+        raise UserError(f"{manifest.path} names no [weights] to download; pass --weights PATH to runs")
     target = weights_dir() / manifest.weights["file"]
     if target.is_file():
         log.info("weights already present: %s", target)

@@ -4,9 +4,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from modelzoo.hookspecs import hookimpl
-from modelzoo.manifest import load_manifest
-from modelzoo.registry import ModelEntry
+from modelzoo.api import ModelEntry, hookimpl, load_manifest
 from modelzoo_lvvit.preprocess import preprocess_image
 
 HERE = Path(__file__).resolve().parent

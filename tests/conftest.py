@@ -161,3 +161,11 @@ def tiny_registry():
     pm = get_plugin_manager(load_entrypoints=False)
     pm.register(tiny_plugin)
     return Registry(pm)
+
+
+def predicted_classes(output: Path) -> dict[str, list[int]]:
+    """Sample key -> top-5 classes from a classification run's predictions.json (scores left out:
+    backends agree on classes, not on the last bits of every score)."""
+    import json
+
+    return {key: record["top5"] for key, record in json.loads((output / "predictions.json").read_text()).items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,7 +25,7 @@ from modelzoo.plugins import get_plugin_manager
 from modelzoo.quantize import int8_agreement, int8_onnx
 from modelzoo.registry import Registry
 from modelzoo.weights import resolve_weights
-from tests.conftest import write_photo
+from tests.conftest import predicted_classes, write_photo
 
 CPU_BACKENDS = ("onnxruntime", "openvino")
 
@@ -41,18 +42,19 @@ def tiny_artifacts(registry: Registry, weights, cache_root) -> Artifacts:
     return Artifacts(entry, resolve_weights(entry.manifest, weights), Cache(cache_root), quiet=True)
 
 
-def in_batches(data: np.ndarray, batch_size: int) -> list[Batch]:
-    return [Batch([f"img{i}" for i in range(s, min(s + batch_size, len(data)))], data[s:s + batch_size])
+def in_batches(data: np.ndarray, batch_size: int, input_name: str) -> list[Batch]:
+    return [Batch([f"img{i}" for i in range(s, min(s + batch_size, len(data)))], {input_name: data[s:s + batch_size]})
             for s in range(0, len(data), batch_size)]
 
 
-def run_session(session, data: np.ndarray, batch_size: int) -> tuple[list[str], np.ndarray]:
+def run_session(session, data: np.ndarray, batch_size: int, input_name: str = "pixels",
+                output_name: str = "scores") -> tuple[list[str], np.ndarray]:
     names, outs = [], []
     try:
-        for batch_names, out in session.run(in_batches(data, batch_size)):
-            assert len(out) == len(batch_names)
+        for batch_names, out in session.run(in_batches(data, batch_size, input_name)):
+            assert list(out) == [output_name] and len(out[output_name]) == len(batch_names)
             names += batch_names
-            outs.append(out)
+            outs.append(out[output_name])
     finally:
         session.close()
     return names, np.concatenate(outs)
@@ -89,10 +91,10 @@ class FakeQueue:
     def set_callback(self, callback) -> None:
         self.callback = callback
 
-    def start_async(self, data: np.ndarray, seq: int) -> None:
+    def start_async(self, inputs: dict[str, np.ndarray], seq: int) -> None:
         if len(self.pending) == self.jobs:
             self.wait_all()
-        self.pending.append((data * 10, seq))
+        self.pending.append((inputs["x"] * 10, seq))
 
     def wait_all(self) -> None:
         for out, seq in reversed(self.pending):
@@ -104,10 +106,11 @@ def test_openvino_yields_in_input_order_when_requests_finish_out_of_order(monkey
     import openvino
 
     monkeypatch.setattr(openvino, "AsyncInferQueue", FakeQueue)
-    compiled = SimpleNamespace(get_property=lambda name: 2)  # two requests
+    compiled = SimpleNamespace(get_property=lambda name: 2,  # two requests
+                               outputs=[SimpleNamespace(get_any_name=lambda: "y")])
     session = OpenVinoSession(compiled, static_batch=2)
     x = np.arange(7, dtype=np.float32).reshape(7, 1)
-    names, got = run_session(session, x, 2)
+    names, got = run_session(session, x, 2, input_name="x", output_name="y")
     assert names == [f"img{i}" for i in range(7)]
     assert got.ravel().tolist() == [10 * i for i in range(7)]
 
@@ -124,7 +127,7 @@ def test_the_pipeline_runs_openvino_like_torch(registry, tiny_weights, tmp_path)
                                           output=tmp_path / backend, weights=tiny_weights,
                                           cache_dir=tmp_path / "cache", workers=0, quiet=True))
         assert report["backend"] == backend and report["images"] == 7 and report["throughput_fps"] > 0
-        predictions[backend] = json.loads((tmp_path / backend / "predictions.json").read_text())
+        predictions[backend] = predicted_classes(tmp_path / backend)
     assert predictions["openvino"] == predictions["torch"]
     assert len({p[0] for p in predictions["torch"].values()}) > 1
 
@@ -140,7 +143,7 @@ def test_lvvit_predictions_match_torch_on_spread_weights(registry, dataset_dir, 
     with torch.inference_mode():
         reference = artifacts.torch_model()(torch.from_numpy(x)).numpy()
     session = registry.backend(backend).open(artifacts, 4, BackendSettings(workdir=tmp_path))
-    _, got = run_session(session, x, 4)
+    _, got = run_session(session, x, 4, input_name="image", output_name="features")
     assert got.argmax(1).tolist() == reference.argmax(1).tolist()
     assert len(set(reference.argmax(1))) > 1
     np.testing.assert_allclose(got, reference, atol=1e-3)
@@ -158,7 +161,12 @@ def test_auto_prefers_openvino_and_falls_back_without_it(registry, monkeypatch):
 
 
 def test_onnxruntime_uses_one_thread_per_available_core(registry, tiny_weights, tmp_path):
-    assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))
+    # Counted here from lscpu, not from the code under test: one (socket, core) pair per physical core.
+    listing = subprocess.run(["lscpu", "-p=CPU,CORE,SOCKET"], capture_output=True, text=True, check=True).stdout
+    allowed = os.sched_getaffinity(0)
+    cores = {tuple(line.split(",")[1:]) for line in listing.splitlines()
+             if line and not line.startswith("#") and int(line.split(",")[0]) in allowed}
+    assert physical_cores() == len(cores)
     session = registry.backend("onnxruntime").open(tiny_artifacts(registry, tiny_weights, tmp_path),
                                                    2, BackendSettings(workdir=tmp_path))
     options = session.session.get_session_options()

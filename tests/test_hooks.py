@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 from pathlib import Path
 
 import pluggy
@@ -14,13 +15,13 @@ import torch
 import modelzoo_lvvit.plugin as lvvit_plugin
 import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.backends.base import Backend
-from modelzoo.errors import UserError
+from modelzoo.errors import PluginError, UserError
 from modelzoo.hookspecs import hookimpl
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.testing.mock import ContractError, MockRunner
-from tests.conftest import run_cli
+from tests.conftest import predicted_classes, run_cli
 
 
 def test_builtins_register_like_external_plugins_and_entry_points_can_be_switched_off(monkeypatch):
@@ -76,19 +77,27 @@ def shuffled_init(model, seed):
 
 
 @pytest.mark.parametrize("changes,message", [
-    ({"build": lambda variant: WrongHead().eval()}, "output shape (2, 7) differs from the manifest's (2, 10)"),
+    ({"build": lambda variant: WrongHead().eval()}, "output 'scores' shape [2, 7] differs from the manifest's ['n', 10]"),
     ({"build": lambda variant: tiny_plugin.TinyCNN().train()}, "eval mode"),
     ({"init_random": shuffled_init}, "same seed"),
     ({"preprocess": lambda path: None}, "not picklable"),
     ({"preprocess": functools.partial(tiny_plugin.preprocess)}, None),
 ])
 def test_the_mock_runner_names_each_broken_promise(changes, message):
-    runner = MockRunner(broken(**changes))
+    plugin = broken(**changes)
     if message is None:
-        runner.check_model("tinycnn")  # a partial of a module-level function is fine
+        MockRunner(plugin).check_model("tinycnn")  # a partial of a module-level function is fine
         return
-    with pytest.raises(ContractError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        runner.check_model("tinycnn")
+    with pytest.raises(ContractError, match=re.escape(message)):
+        MockRunner(plugin).check_model("tinycnn")
+
+
+def test_the_registry_applies_the_same_contract_and_names_the_plugin():
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(broken(preprocess=lambda path: None), name="unpicklable")
+    with pytest.raises(PluginError, match="plugin 'unpicklable' raised ContractError in hook "
+                                          "modelzoo_register_models: preprocess is not picklable"):
+        Registry(pm)
 
 
 def test_registering_something_else_than_an_entry_is_a_contract_error():
@@ -150,19 +159,25 @@ def test_a_second_model_runs_through_the_unchanged_runner(tmp_path, tiny_registr
     ort, ref = reports["onnxruntime"], reports["torch"]
     assert ort["images"] == ref["images"] == 7
     assert ort["parity"]["max_abs_diff"] < 1e-4
-    predictions = {b: json.loads((tmp_path / b / "predictions.json").read_text()) for b in reports}
+    predictions = {b: predicted_classes(tmp_path / b) for b in reports}
     assert predictions["onnxruntime"] == predictions["torch"]
     assert len({p[0] for p in predictions["torch"].values()}) > 1  # the check is not vacuous
     assert ort["top1"] == ref["top1"]
 
 
-def list_with_installed_plugin(site: Path, dist: str, entry: str):
-    """`modelzoo list` with one more plugin installed: a dist-info whose entry point is `entry`."""
+def install_plugin(site: Path, dist: str, entry: str) -> dict[str, str]:
+    """One more plugin installed: a dist-info in `site` whose entry point is `entry`; the environment
+    that sees it."""
     info = site / f"{dist}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[modelzoo]\n{entry}\n")
-    return run_cli("list", env={"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])})
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def list_with_installed_plugin(site: Path, dist: str, entry: str):
+    """`modelzoo list` with one more plugin installed."""
+    return run_cli("list", env=install_plugin(site, dist, entry))
 
 
 def test_a_plugin_whose_hook_raises_is_named_with_its_traceback(tmp_path):
@@ -179,7 +194,31 @@ def test_a_plugin_whose_hook_raises_is_named_with_its_traceback(tmp_path):
     assert last.startswith("error: plugin 'raiser' raised RuntimeError in hook modelzoo_register_backends")
 
 
-def test_an_installed_plugin_that_fails_to_import_is_named(tmp_path):
-    result = list_with_installed_plugin(tmp_path, "broken_plugin", "broken = no_such_module_here")
+def test_an_installed_plugin_that_fails_to_import_is_named_and_can_be_disabled(tmp_path):
+    env = install_plugin(tmp_path, "broken_plugin", "broken = no_such_module_here")
+    listing = run_cli("list", env=env)  # list still works, and says what is broken
+    assert listing.returncode == 0 and "lvvit" in listing.stdout
+    assert "plugins not loaded (broken):" in listing.stdout
+    assert "installed plugin 'broken' (no_such_module_here) failed to load: ModuleNotFoundError" in listing.stdout
+
+    info = run_cli("info", "lvvit", env=env)  # any other command stops, naming it and the way out
+    assert info.returncode == 2
+    last = info.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: installed plugin 'broken' (no_such_module_here) failed to load")
+    assert last.endswith("fix it, or skip it with MODELZOO_DISABLE_PLUGINS=broken")
+    assert run_cli("info", "lvvit", "--disable-plugin", "broken", env=env).returncode == 0
+    assert run_cli("info", "lvvit", env={**env, "MODELZOO_DISABLE_PLUGINS": "other,broken"}).returncode == 0
+
+
+def test_a_hook_with_a_wrong_signature_is_one_line_naming_the_plugin(tmp_path):
+    (tmp_path / "wrong_signature.py").write_text(
+        "from modelzoo.api import hookimpl\n\n"
+        "@hookimpl\n"
+        "def modelzoo_register_models(register, registry):\n"
+        "    pass\n")
+    env = install_plugin(tmp_path, "wrong_signature", "wrong = wrong_signature")
+    result = run_cli("info", "lvvit", env=env)
     assert result.returncode == 2
-    assert "error: installed plugin 'broken' (no_such_module_here) failed to load: ModuleNotFoundError" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: installed plugin 'wrong' (wrong_signature) does not match the hook specifications")
+    assert "registry" in last and "MODELZOO_DISABLE_PLUGINS=wrong" in last

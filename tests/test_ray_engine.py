@@ -22,7 +22,7 @@ import pytest
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.testing.fake_ascend import install as install_fake_ascend
 from modelzoo.zoo_ci import run_ci
-from tests.conftest import write_photo
+from tests.conftest import predicted_classes, write_photo
 from tests.plugins.tinycnn.plugin import DELAY_ENV
 
 ray = pytest.importorskip("ray")
@@ -114,10 +114,10 @@ def comparable(output: Path) -> tuple[dict, dict]:
 
 
 def recorded(output: Path) -> tuple[list[str], dict[str, list[float]]]:
-    """Every image key results.jsonl holds, in order of appearance, and its scores."""
+    """Every sample key results.jsonl holds, in order of appearance, and its top-5 scores."""
     lines = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()[1:]]
-    keys = [k for line in lines for k in line.get("names", [])]
-    scores = {k: s for line in lines for k, s in zip(line.get("names", []), line.get("scores", []))}
+    keys = [k for line in lines for k in line.get("keys", [])]
+    scores = {k: r["scores"] for line in lines for k, r in zip(line.get("keys", []), line.get("records", []))}
     return keys, scores
 
 
@@ -137,7 +137,7 @@ def test_a_cluster_run_reports_what_a_local_run_does(cluster, tmp_path, tiny_reg
     report = run(tiny_registry, options(many_pictures, tiny_weights, tmp_path / "out", cache, engine="ray"))
 
     assert_same_as_reference(tmp_path / "out", reference)
-    assert len({p[0] for p in comparable(reference)[1].values()}) > 1  # predictions differ: not vacuous
+    assert len({r["top5"][0] for r in comparable(reference)[1].values()}) > 1  # predictions differ: not vacuous
     nodes = report["cluster"]["nodes"]
     assert len(nodes) == 3 and all(n["actors"] == 1 and n["images"] > 0 for n in nodes)
     assert sum(n["images"] for n in nodes) == IMAGES
@@ -156,11 +156,18 @@ def test_ascend_runs_one_session_per_npu_on_the_npu_node_only(cluster, tmp_path,
                                         engine="ray", backend="ascend"))
 
     assert report["backend"] == "ascend"
-    assert comparable(tmp_path / "out")[1] == comparable(reference)[1]
+    assert predicted_classes(tmp_path / "out") == predicted_classes(reference)
     [node] = report["cluster"]["nodes"]
     assert node["actors"] == 2 and node["images"] == IMAGES
     assert list((cluster.homes / "npu" / "cluster-cache").glob("tinycnn-ascend-*.om"))
     assert not list((cluster.homes / "worker" / "cluster-cache").glob("*.om"))
+
+
+def wait_until_dead(node, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while any(n["NodeID"] == node.node_id and n["Alive"] for n in ray.nodes()):
+        assert time.monotonic() < deadline, "Ray still lists the removed node as alive"
+        time.sleep(0.2)
 
 
 class Driver:
@@ -208,6 +215,7 @@ def test_a_node_removed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many
     driver.wait_for(lambda: len(driver.actor_pids()) == 4 and driver.done_images() >= BATCH, "first results")
     cluster.remove_node(doomed, allow_graceful=False)
     assert driver.finish() == 0, "".join(driver.lines)
+    wait_until_dead(doomed)  # so that the next test's driver plans no actor on it
 
     assert_same_as_reference(tmp_path / "out", reference)
     figures = json.loads((tmp_path / "out" / "report.json").read_text())["cluster"]
@@ -251,12 +259,42 @@ def test_a_stopped_driver_frees_the_cluster_and_the_rerun_resumes(cluster, tmp_p
     assert json.loads((tmp_path / "out" / "report.json").read_text())["resumed_images"] >= BATCH
 
 
-def test_ci_on_the_cluster_writes_what_a_local_ci_writes(cluster, tmp_path, cache_dir):
-    from tests.test_zoo_ci import write_plugin
+# A plugin tree for `ci`: the tiny model under another name, with demo pictures.
+TREE_PLUGIN = '''\
+from pathlib import Path
 
+from modelzoo.hookspecs import hookimpl
+from modelzoo.manifest import load_manifest
+from modelzoo.registry import ModelEntry
+from tests.plugins.tinycnn.plugin import build, init_random, preprocess
+
+HERE = Path(__file__).resolve().parent
+
+
+@hookimpl
+def modelzoo_register_models(register):
+    register(ModelEntry(manifest=load_manifest(HERE / "plugin.toml"), build=build, init_random=init_random,
+                        preprocess=preprocess, demo_data=HERE / "demo"))
+'''
+
+
+def write_tree_plugin(root: Path, name: str) -> None:
+    package = root / name
+    (package / "demo" / "pictures").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(TREE_PLUGIN)
+    manifest = (REPO / "tests" / "plugins" / "tinycnn" / "plugin.toml").read_text()
+    (package / "plugin.toml").write_text(manifest.replace('name = "tinycnn"', f'name = "{name}"').replace(
+        'plugin = "tests.plugins.tinycnn.plugin"', f'plugin = "{name}.plugin"'))
+    for i in range(4):
+        write_photo(package / "demo" / "pictures" / f"pic{i}.png", (40, 30), seed=i)
+    (package / "demo" / "classes.txt").write_text("".join(f"pic{i}.png {i}\n" for i in range(4)))
+
+
+def test_ci_on_the_cluster_writes_what_a_local_ci_writes(cluster, tmp_path, cache_dir):
     plugins = tmp_path / "plugins"
     for name in ("ci_ray_one", "ci_ray_two"):
-        write_plugin(plugins, name)
+        write_tree_plugin(plugins, name)
     try:
         assert run_ci([plugins], tmp_path / "local", load_entrypoints=False, quiet=True, cache_dir=cache_dir) == 0
         assert run_ci([plugins], tmp_path / "ray", load_entrypoints=False, quiet=True, engine="ray") == 0
@@ -302,6 +340,6 @@ def test_with_no_capable_node_left_the_run_stops_in_one_line_and_resumes_later(c
     cluster.npu_node = cluster.add_npu_node("npu-again")
     resumed = Driver(*args)
     assert resumed.finish() == 0, "".join(resumed.lines)
-    assert comparable(tmp_path / "out")[1] == comparable(reference)[1]
+    assert predicted_classes(tmp_path / "out") == predicted_classes(reference)
     keys = recorded(tmp_path / "out")[0]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == IMAGES

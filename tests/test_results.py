@@ -1,4 +1,4 @@
-"""Reading ais_bench result folders (TXT / BIN / NPY, output 0 only, keyed by image key)."""
+"""Reading ais_bench result folders (TXT / BIN / NPY, one file per output, keyed by sample key)."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelzoo.errors import UserError
+from modelzoo.manifest import Tensor
 from modelzoo.results import read_results
 
 C = 10  # a small class count keeps the files readable; the code does not care
+
+
+def read_scores(folder: Path, num_classes: int) -> dict[str, np.ndarray]:
+    """Output 0 of a classifier with `num_classes` scores, per stem."""
+    output = Tensor("scores", "float32", "NC", ("batch", num_classes))
+    return {stem: outputs["scores"] for stem, outputs in read_results(folder, [output]).items()}
 
 
 # --- writers in ais_bench's formats (the reference, not the module under test) --------------
@@ -63,7 +70,7 @@ def test_reads_each_format(tmp_path: Path, fmt: str, shape: tuple[int, ...]) -> 
     for stem, array in arrays.items():
         WRITERS[fmt](tmp_path / f"{stem}_0.{fmt}", array)
 
-    results = read_results(tmp_path, num_classes=C)
+    results = read_scores(tmp_path, C)
 
     assert list(results) == sorted(arrays)
     for stem, array in arrays.items():
@@ -76,13 +83,13 @@ def test_reads_each_format(tmp_path: Path, fmt: str, shape: tuple[int, ...]) -> 
 def test_txt_keeps_six_decimals_exactly(tmp_path: Path) -> None:
     (tmp_path / "a_0.txt").write_text("1.000000 -2.500000 0.123457 \n")
     np.testing.assert_array_equal(
-        read_results(tmp_path, num_classes=3)["a"], np.array([1.0, -2.5, 0.123457], dtype=np.float32)
+        read_scores(tmp_path, 3)["a"], np.array([1.0, -2.5, 0.123457], dtype=np.float32)
     )
 
 
 def test_npy_integer_scores_are_accepted(tmp_path: Path) -> None:
     write_npy(tmp_path / "a_0.npy", np.arange(C, dtype=np.int64))
-    np.testing.assert_array_equal(read_results(tmp_path, C)["a"], np.arange(C, dtype=np.float32))
+    np.testing.assert_array_equal(read_scores(tmp_path, C)["a"], np.arange(C, dtype=np.float32))
 
 
 def test_files_are_matched_by_name_not_by_order(tmp_path: Path) -> None:
@@ -96,7 +103,7 @@ def test_files_are_matched_by_name_not_by_order(tmp_path: Path) -> None:
         array[0, int(stem[-8:]) % C] = 1.0
         write_bin(tmp_path / f"{stem}_0.bin", array)
 
-    results = read_results(tmp_path, num_classes=C)
+    results = read_scores(tmp_path, C)
 
     assert list(results) == stems
     for stem, values in results.items():
@@ -116,7 +123,7 @@ def test_ignores_summary_other_outputs_and_folders(tmp_path: Path) -> None:
     write_txt(tmp_path / "device0_0" / "img9_0.txt", scores(9))
     (tmp_path / "dir_0.txt").mkdir()  # a folder with a result-like name
 
-    results = read_results(tmp_path, num_classes=C)
+    results = read_scores(tmp_path, C)
 
     assert list(results) == ["img1"]
     np.testing.assert_array_equal(results["img1"], txt_rounded(scores(1)))
@@ -125,7 +132,7 @@ def test_ignores_summary_other_outputs_and_folders(tmp_path: Path) -> None:
 def test_underscores_in_the_stem(tmp_path: Path) -> None:
     write_bin(tmp_path / "a_0_0.bin", scores(1))  # output 0 of input 'a_0'
     write_bin(tmp_path / "pure_infer_data_0.bin", scores(2))
-    assert sorted(read_results(tmp_path, C)) == ["a_0", "pure_infer_data"]
+    assert sorted(read_scores(tmp_path, C)) == ["a_0", "pure_infer_data"]
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -138,7 +145,7 @@ def test_wrong_value_count(tmp_path: Path, fmt: str, count: int) -> None:
     path = tmp_path / f"bad_0.{fmt}"
     WRITERS[fmt](path, scores(2, (1, count)))
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path), str(count), str(C))
 
 
@@ -147,7 +154,7 @@ def test_two_rows_of_classes_are_too_many(tmp_path: Path) -> None:
     path = tmp_path / "a_0.txt"
     write_txt(path, scores(1, (2, C)))
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path), str(2 * C))
 
 
@@ -157,7 +164,7 @@ def test_truncated_bin(tmp_path: Path, cut: int) -> None:
     write_bin(path, scores(1))
     path.write_bytes(path.read_bytes()[:-cut])
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path))
 
 
@@ -166,7 +173,7 @@ def test_truncated_npy(tmp_path: Path) -> None:
     write_npy(path, scores(1))
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path))
 
 
@@ -178,7 +185,7 @@ def test_garbled_txt(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "a_0.txt"
     path.write_bytes(content)
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path))
 
 
@@ -188,7 +195,7 @@ def test_truncated_txt_reports_the_count(tmp_path: Path) -> None:
     text = path.read_text()
     path.write_text(text[: text.index(" ", len(text) // 2) + 1])  # cut after a whole value
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path), f"expected {C}")
 
 
@@ -204,7 +211,7 @@ def test_garbled_npy(tmp_path: Path, payload: bytes) -> None:
     path = tmp_path / "a_0.npy"
     path.write_bytes(payload)
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path))
 
 
@@ -213,7 +220,7 @@ def test_pickled_npy_is_refused(tmp_path: Path) -> None:
     with open(path, "wb") as file:
         np.save(file, np.array([{"x": 1}] * C, dtype=object), allow_pickle=True)
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path))
 
 
@@ -221,7 +228,7 @@ def test_non_numeric_npy(tmp_path: Path) -> None:
     path = tmp_path / "a_0.npy"
     write_npy(path, np.array(["x"] * C))
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(path))
 
 
@@ -229,13 +236,13 @@ def test_two_formats_for_one_image(tmp_path: Path) -> None:
     write_txt(tmp_path / "a_0.txt", scores(1))
     write_bin(tmp_path / "a_0.bin", scores(1))
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(tmp_path), "a_0.txt", "a_0.bin")
 
 
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path / "nope", num_classes=C)
+        read_scores(tmp_path / "nope", C)
     assert_one_line_error(excinfo, str(tmp_path / "nope"))
 
 
@@ -243,13 +250,13 @@ def test_file_instead_of_folder(tmp_path: Path) -> None:
     path = tmp_path / "a_0.txt"
     write_txt(path, scores(1))
     with pytest.raises(UserError) as excinfo:
-        read_results(path, num_classes=C)
+        read_scores(path, C)
     assert_one_line_error(excinfo, str(path))
 
 
 def test_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(tmp_path), "no result files")
 
 
@@ -257,7 +264,7 @@ def test_folder_with_only_a_summary(tmp_path: Path) -> None:
     (tmp_path / "_summary.json").write_text("{}")
     write_txt(tmp_path / "a_1.txt", scores(1))
     with pytest.raises(UserError) as excinfo:
-        read_results(tmp_path, num_classes=C)
+        read_scores(tmp_path, C)
     assert_one_line_error(excinfo, str(tmp_path), "no result files")
 
 
@@ -282,7 +289,7 @@ def test_arbitrary_txt_only_raises_user_error(scratch: Path, content: str | byte
     path = scratch / "a_0.txt"
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     try:
-        results = read_results(scratch, num_classes=3)
+        results = read_scores(scratch, 3)
     except UserError as exc:
         assert "\n" not in str(exc) and str(path) in str(exc)
     else:
@@ -297,7 +304,7 @@ def test_arbitrary_npy_and_bin_only_raise_user_error(scratch: Path, content: byt
         path = scratch / f"a_0.{fmt}"
         path.write_bytes(content)
         try:
-            results = read_results(scratch, num_classes=3)
+            results = read_scores(scratch, 3)
         except UserError as exc:
             assert "\n" not in str(exc) and str(path) in str(exc)
         else:
@@ -314,4 +321,23 @@ def test_txt_round_trip(scratch: Path, values: list[float]) -> None:
     clear(scratch)
     array = np.array([values], dtype=np.float32)
     write_txt(scratch / "a_0.txt", array)
-    np.testing.assert_array_equal(read_results(scratch, num_classes=len(values))["a"], txt_rounded(array))
+    np.testing.assert_array_equal(read_scores(scratch, len(values))["a"], txt_rounded(array))
+
+
+def test_every_output_is_read_with_its_own_dtype_and_shape(tmp_path: Path) -> None:
+    outputs = [Tensor("logits", "float32", "ND", ("batch", 2, 3)), Tensor("mask", "int64", "ND", ("batch", 4))]
+    logits = np.arange(6, dtype=np.float32).reshape(2, 3)
+    write_npy(tmp_path / "s_1_0.npy", logits)
+    (tmp_path / "s_1_1.bin").write_bytes(np.array([3, -1, 0, 7], dtype="<i8").tobytes())
+    write_npy(tmp_path / "s_1_2.npy", np.zeros(5))  # a third output the model does not declare: ignored
+    result = read_results(tmp_path, outputs)["s_1"]
+    np.testing.assert_array_equal(result["logits"], logits)
+    assert result["mask"].dtype == np.int64 and result["mask"].tolist() == [3, -1, 0, 7]
+
+
+def test_a_sample_missing_one_output_is_one_line(tmp_path: Path) -> None:
+    outputs = [Tensor("a", "float32", "ND", ("batch", 2)), Tensor("b", "float32", "ND", ("batch", 2))]
+    write_npy(tmp_path / "x_0.npy", np.zeros(2, dtype=np.float32))
+    with pytest.raises(UserError) as excinfo:
+        read_results(tmp_path, outputs)
+    assert_one_line_error(excinfo, "x_1.*", "'b'", str(tmp_path))

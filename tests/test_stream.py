@@ -11,7 +11,7 @@ import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
-from modelzoo.metrics import top5
+from modelzoo.tasks.classification import top5
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.registry import Registry
 from modelzoo.stream import Preprocessor

@@ -13,10 +13,21 @@ if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
 
 
+Arrays = dict[str, np.ndarray]  # tensor name -> array, batch on axis 0
+
+
 @dataclass
 class Batch:
-    names: list[str]   # image keys, in the order of the rows of `data`
-    data: np.ndarray   # [len(names), ...] float32
+    keys: list[str]   # sample keys, in the order of the rows of every input
+    inputs: Arrays    # input name -> [len(keys), ...] in the manifest's dtype
+
+
+def pad_batch(inputs: Arrays, rows: int, size: int) -> Arrays:
+    """Every input padded with zero rows from `rows` to `size` on the batch axis."""
+    if rows >= size:
+        return inputs
+    return {name: np.concatenate([a, np.zeros((size - rows, *a.shape[1:]), dtype=a.dtype)])
+            for name, a in inputs.items()}
 
 
 @dataclass(frozen=True)
@@ -47,20 +58,19 @@ class Session:
         self.compute_seconds = 0.0
         self.images = 0
 
-    def infer(self, data: np.ndarray) -> np.ndarray:
+    def infer(self, inputs: Arrays) -> Arrays:
+        """One batch: input name -> array in, output name -> array out."""
         raise NotImplementedError
 
-    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], np.ndarray]]:
+    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], Arrays]]:
         for batch in batches:
-            data, n = batch.data, len(batch.names)
-            if self.static_batch and n < self.static_batch:
-                pad = np.zeros((self.static_batch - n, *data.shape[1:]), dtype=data.dtype)
-                data = np.concatenate([data, pad])
+            n = len(batch.keys)
+            inputs = pad_batch(batch.inputs, n, self.static_batch) if self.static_batch else batch.inputs
             start = time.perf_counter()
-            out = self.infer(data)
+            outputs = self.infer(inputs)
             self.compute_seconds += time.perf_counter() - start
             self.images += n
-            yield batch.names, out[:n]
+            yield batch.keys, {name: out[:n] for name, out in outputs.items()}
 
     def throughput_fps(self) -> float | None:
         """Pure inference images per second, as measured by the backend."""
@@ -106,9 +116,7 @@ class Backend:
         Times the gaps between results of a stream of identical batches, so that a session
         keeping several batches in flight is measured at its steady rate, not its latency.
         """
-        inp = artifacts.manifest.inputs[0]
-        data = np.random.default_rng(0).standard_normal(inp.concrete_shape(batch_size)).astype(inp.dtype)
-        batch = Batch([f"bench{i}" for i in range(batch_size)], data)
+        batch = Batch([f"bench{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, seed=0))
         session = self.open(artifacts, batch_size, settings)
         try:
             stamps = [time.perf_counter()]

@@ -37,7 +37,7 @@ def physical_cores() -> int:
 
 
 class OnnxRuntimeSession(Session):
-    def __init__(self, onnx_path: Path, input_name: str, static_batch: int) -> None:
+    def __init__(self, onnx_path: Path, static_batch: int) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -48,11 +48,11 @@ class OnnxRuntimeSession(Session):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.input_name = input_name
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.static_batch = static_batch
 
-    def infer(self, data: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: data})[0]
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.output_names, self.session.run(self.output_names, inputs)))
 
 
 class OnnxRuntimeBackend(Backend):
@@ -67,14 +67,13 @@ class OnnxRuntimeBackend(Backend):
         return {"onnxruntime": onnxruntime.__version__}
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
-        input_name = artifacts.manifest.inputs[0].name
         if settings.precision == "int8":
             from modelzoo.quantize import int8_agreement, int8_onnx
 
-            session = OnnxRuntimeSession(int8_onnx(artifacts, batch_size), input_name, batch_size)
+            session = OnnxRuntimeSession(int8_onnx(artifacts, batch_size), batch_size)
             session.int8_agreement = int8_agreement(artifacts, batch_size)
             return session
-        return OnnxRuntimeSession(artifacts.onnx(batch_size), input_name, batch_size)
+        return OnnxRuntimeSession(artifacts.onnx(batch_size), batch_size)
 
     def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
         if settings.precision == "int8":

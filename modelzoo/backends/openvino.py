@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modelzoo.backends.base import Backend, BackendSettings, Batch, Session
+from modelzoo.backends.base import Backend, BackendSettings, Batch, Session, pad_batch
 from modelzoo.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -36,13 +36,15 @@ class OpenVinoSession(Session):
         requests = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
         self.queue = ov.AsyncInferQueue(compiled, requests)
         self.queue.set_callback(self._done)
-        self._results: dict[int, np.ndarray] = {}
+        self.output_names = [port.get_any_name() for port in compiled.outputs]
+        self._results: dict[int, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._in_flight = 0
         self._busy_since = 0.0
 
-    def infer(self, data: np.ndarray) -> np.ndarray:
-        return self.compiled(data)[0]
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = self.compiled(inputs)
+        return {name: result[i] for i, name in enumerate(self.output_names)}
 
     def _started(self) -> None:
         with self._lock:
@@ -53,35 +55,32 @@ class OpenVinoSession(Session):
     def _done(self, request, seq: int) -> None:
         # Runs on an OpenVINO thread. The output buffer belongs to the request and is reused by
         # the next batch it runs, hence the copy.
-        out = request.get_output_tensor(0).data.copy()
+        out = {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.output_names)}
         with self._lock:
             self._results[seq] = out
             self._in_flight -= 1
             if self._in_flight == 0:
                 self.compute_seconds += time.perf_counter() - self._busy_since
 
-    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], np.ndarray]]:
+    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
         waiting: deque[tuple[int, list[str]]] = deque()  # submitted batches, in input order
         for seq, batch in enumerate(batches):
-            data, n = batch.data, len(batch.names)
-            if n < self.static_batch:
-                pad = np.zeros((self.static_batch - n, *data.shape[1:]), dtype=data.dtype)
-                data = np.concatenate([data, pad])
+            inputs = pad_batch(batch.inputs, len(batch.keys), self.static_batch)
             self._started()
-            self.queue.start_async(data, seq)  # blocks while every request is busy
-            waiting.append((seq, batch.names))
+            self.queue.start_async(inputs, seq)  # blocks while every request is busy
+            waiting.append((seq, batch.keys))
             while waiting and waiting[0][0] in self._results:
                 yield self._take(waiting.popleft())
         self.queue.wait_all()
         while waiting:
             yield self._take(waiting.popleft())
 
-    def _take(self, item: tuple[int, list[str]]) -> tuple[list[str], np.ndarray]:
-        seq, names = item
+    def _take(self, item: tuple[int, list[str]]) -> tuple[list[str], dict[str, np.ndarray]]:
+        seq, keys = item
         with self._lock:
-            out = self._results.pop(seq)
-        self.images += len(names)
-        return names, out[:len(names)]
+            outputs = self._results.pop(seq)
+        self.images += len(keys)
+        return keys, {name: out[:len(keys)] for name, out in outputs.items()}
 
     def close(self) -> None:
         self.queue.wait_all()  # a run abandoned midway must not leave requests writing into us

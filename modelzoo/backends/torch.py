@@ -6,22 +6,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelzoo.backends.base import Backend, BackendSettings, Session
+from modelzoo.export import torch_outputs
 from modelzoo.hookspecs import hookimpl
+from modelzoo.manifest import Manifest
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
 
 
 class TorchSession(Session):
-    def __init__(self, model) -> None:
+    def __init__(self, model, manifest: Manifest) -> None:
         super().__init__()
         self.model = model
+        self.manifest = manifest
 
-    def infer(self, data: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(data)).numpy()
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return torch_outputs(self.model, self.manifest, inputs)
 
 
 class TorchBackend(Backend):
@@ -35,7 +35,7 @@ class TorchBackend(Backend):
         return {"torch": torch.__version__}
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
-        return TorchSession(artifacts.torch_model())
+        return TorchSession(artifacts.torch_model(), artifacts.manifest)
 
     def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
         pass  # it starts from the weights, not from a built file

@@ -10,21 +10,24 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from modelzoo.backends.base import Backend, BackendSettings, Batch, Session
+from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.cache import Cache
 from modelzoo.engines.shipping import Shipment, ShippedArtifacts, node_cache
-from modelzoo.errors import UserError
-from modelzoo.labels import image_key
 from modelzoo.registry import ModelEntry
+from modelzoo.stream import Preprocessor, batches
+from modelzoo.tasks import Sample
 
-# A source is (file name, path on a filesystem every node sees) or (file name, the file's bytes).
-Source = tuple[str, "str | bytes"]
+
+@dataclass(frozen=True)
+class ShippedFile:
+    """A sample's source file sent as bytes (--ship-data); the node writes it out before preprocess."""
+
+    name: str
+    data: bytes
 
 
 class SessionHost:
@@ -50,23 +53,20 @@ class SessionHost:
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "int8_agreement": self.session.int8_agreement}
 
-    def infer(self, sources: list[Source]) -> dict[str, Any]:
-        """Preprocess and infer one batch: its keys and outputs, the images that could not be read,
-        and this session's figures so far."""
-        keys, rows, skipped = [], [], []
+    def infer(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
+        """Preprocess and infer one batch of (key, source): its keys and outputs, the samples that
+        could not be read (as the local run records them), and this session's figures so far."""
+        manifest = self.entry.manifest
+        skipped: list[dict[str, str]] = []
         with tempfile.TemporaryDirectory(dir=self.scratch) as shipped:
-            for name, source in sources:
-                path = Path(source) if isinstance(source, str) else _write(Path(shipped) / name, source)
-                try:
-                    rows.append(self.entry.preprocess(path))
-                except UserError as exc:
-                    skipped.append((name, str(exc)))
-                    continue
-                keys.append(image_key(name))
-        outputs = None
+            samples = [Sample(key, _local(source, Path(shipped) / str(i))) for i, (key, source) in enumerate(items)]
+            loaded = Preprocessor(self.entry.preprocess, samples, workers=0, window=0, plugin=manifest.plugin)
+            made = list(batches(loaded, len(samples), [t.name for t in manifest.inputs], True, skipped.append,
+                                self.entry.collate, plugin=manifest.plugin))
+        keys, outputs = [], None
         with self.lock:
-            if rows:
-                [(keys, outputs)] = list(self.session.run([Batch(keys, np.stack(rows))]))
+            for batch in made:
+                [(keys, outputs)] = list(self.session.run([batch]))
             return {"keys": keys, "outputs": outputs, "skipped": skipped, "images": self.session.images,
                     "throughput_fps": self.session.throughput_fps()}
 
@@ -75,6 +75,10 @@ class SessionHost:
             self.session.close()
 
 
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
+def _local(source: Any, scratch: Path) -> Any:
+    if not isinstance(source, ShippedFile):
+        return source
+    scratch.mkdir()
+    path = scratch / source.name
+    path.write_bytes(source.data)
     return path

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from modelzoo.engines.cluster import Cluster, Node
-from modelzoo.engines.ray_actor import SessionHost
+from modelzoo.engines.ray_actor import SessionHost, ShippedFile
 from modelzoo.engines.shipping import pack
 from modelzoo.errors import UserError
 from modelzoo.resume import FILE_NAME
+from modelzoo.tasks import Sample
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -46,7 +47,7 @@ class Slot:
 
 @dataclass
 class Work:
-    paths: list[Path]
+    samples: list[Sample]
     tries: int = 0
 
 
@@ -121,8 +122,8 @@ class ClusterInference:
         self.seen.append(actor)
         self.opening[actor.handle.open.remote()] = actor
 
-    def stream(self, todo: list[Path], skip_invalid: bool,
-               on_skip: Callable[[dict[str, str]], None]) -> Iterator[tuple[list[str], np.ndarray]]:
+    def stream(self, todo: list[Sample], skip_invalid: bool,
+               on_skip: Callable[[dict[str, str]], None]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
         """(keys, outputs) of every batch, in the order they finish."""
         queue = collections.deque(Work(todo[i:i + self.batch_size]) for i in range(0, len(todo), self.batch_size))
         running: dict[Any, tuple[Actor, Work]] = {}
@@ -136,7 +137,7 @@ class ClusterInference:
                     actor.in_flight += 1
             if not running and not self.opening:
                 raise UserError(f"no node of the Ray cluster can run backend '{self.backend.name}' any more "
-                                f"({sum(len(w.paths) for w in queue)} images left); results so far are safe in "
+                                f"({sum(len(w.samples) for w in queue)} samples left); results so far are safe in "
                                 f"{self.results_path}: rerun the same command to resume once nodes are back")
             ready, _ = self.ray.wait([*running, *self.opening], num_returns=1)
             ref = ready[0]
@@ -153,29 +154,34 @@ class ClusterInference:
                 self._lost(actor, exc)
                 work.tries += 1
                 if work.tries >= MAX_TRIES:
-                    raise UserError(f"a batch starting at {work.paths[0].name} took down {work.tries} actors; "
+                    raise UserError(f"a batch starting at sample {work.samples[0].key} took down {work.tries} actors; "
                                     f"results so far are safe in {self.results_path}") from None
                 queue.appendleft(work)
                 self.rerun_batches += 1
                 continue
             if reply["images"] >= actor.figures.get("images", 0):  # replies may arrive out of order
                 actor.figures = {k: reply[k] for k in ("images", "throughput_fps")}
-            by_name = {p.name: p for p in work.paths}
-            for name, reason in reply["skipped"]:
+            sources = {s.key: s.source for s in work.samples}
+            for record in reply["skipped"]:
                 if not skip_invalid:
-                    raise UserError(reason)
-                on_skip({"image": str(by_name[name]), "reason": reason})
+                    raise UserError(record["reason"])
+                on_skip({**record, "source": str(sources[record["key"]])})  # not the node's copy
             keys, outputs = reply["keys"], reply["outputs"]
             fresh = [i for i, key in enumerate(keys) if key not in done]
             if fresh:
                 done.update(keys[i] for i in fresh)
-                yield [keys[i] for i in fresh], outputs[fresh]
+                yield [keys[i] for i in fresh], {name: array[fresh] for name, array in outputs.items()}
         self.wall = time.perf_counter() - self.started
 
-    def _sources(self, work: Work) -> list[tuple[str, str | bytes]]:
-        if self.ship_data:
-            return [(p.name, p.read_bytes()) for p in work.paths]
-        return [(p.name, str(p.resolve())) for p in work.paths]
+    def _sources(self, work: Work) -> list[tuple[str, Any]]:
+        """(key, source) per sample: a file's path as every node sees it, or (--ship-data) its bytes."""
+        items = []
+        for sample in work.samples:
+            source = sample.source
+            if isinstance(source, Path):
+                source = ShippedFile(source.name, source.read_bytes()) if self.ship_data else source.resolve()
+            items.append((sample.key, source))
+        return items
 
     def _lost_errors(self) -> tuple[type[BaseException], ...]:
         e = self.ray.exceptions

@@ -7,6 +7,7 @@ model. A broken plugin fails its own model with a one-line reason; the other mod
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -21,16 +22,28 @@ from modelzoo.zoo_ci.reports import print_summary, write_results
 
 __all__ = ["find_manifests", "run_ci"]
 
+
+def read_report(path: Path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text())
+        report["model"], report["metrics"], report["weights"]["random"], report["data"]["demo"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"--measured {path} is not a report.json of 'modelzoo run' ({exc}); "
+                        "pass the report of a full run") from None
+    return {**report, "report_path": str(path)}
+
 log = logging.getLogger(__name__)
 
 
 def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet: bool = False,
-           cache_dir: Path | None = None, engine: str = "local", address: str | None = None) -> int:
+           cache_dir: Path | None = None, measured: list[Path] = (), engine: str = "local",
+           address: str | None = None) -> int:
     """Check every model found; write junit.xml, ci.json and MODEL/modelzoo_level.txt into `output`.
 
     Returns the exit code: 0 when every model passed, 1 otherwise. An empty `paths` checks the
-    installed (entry point) plugins only. The artifact cache defaults to OUTPUT/cache. With
-    `engine="ray"` each model's checks run as a task on the Ray cluster at `address`.
+    installed (entry point) plugins only. The artifact cache defaults to OUTPUT/cache. `measured`:
+    report.json files of full runs, which decide each model's PrecisionStatus against its manifest.
+    With `engine="ray"` each model's checks run as a task on the Ray cluster at `address`.
     """
     started = time.perf_counter()
     output = Path(output)
@@ -43,6 +56,9 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
             raise UserError(f"no model plugins found under {', '.join(map(str, paths)) or 'the installed plugins'}; "
                             f"pass directories that hold {MANIFEST_NAME} files")
         log.info("found %d models: %s", len(results), ", ".join(results))
+        for report in map(read_report, measured):
+            if report["model"] in results:
+                results[report["model"]].measured = report
         if cluster is not None:
             from modelzoo.engines.ray_ci import check_on_cluster
 

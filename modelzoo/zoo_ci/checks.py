@@ -78,18 +78,17 @@ def _check_contract(result: ModelResult) -> str:
 
 
 def _check_export(result: ModelResult, cache: Cache) -> str:
-    from modelzoo.artifacts import (
-        Artifacts,  # imports torch: only when a model gets this far
-    )
+    from modelzoo.artifacts import Artifacts  # imports torch: only when a model gets this far
+    from modelzoo.export import describe_agreement
 
     artifacts = Artifacts(result.entry, result.weights, cache, quiet=True)
     artifacts.onnx(CI_BATCH)
     parity = result.parity = artifacts.parity
-    text = (f"ONNX bs{CI_BATCH}: max|diff| {parity['max_abs_diff']:.2e}, "
-            f"top-1 agreement {parity['top1_agreement']:.0%}")
-    if parity["max_abs_diff"] >= MAX_ABS_DIFF or parity["top1_agreement"] < 1.0:
+    text = f"ONNX bs{CI_BATCH}: {describe_agreement(parity)}"
+    if (parity["max_abs_diff"] >= MAX_ABS_DIFF or parity.get("top1_agreement", 1.0) < 1.0
+            or parity.get("equal", 1.0) < 1.0):
         raise CheckFailed(f"{text}; torch and ONNX disagree (limits: max|diff| < {MAX_ABS_DIFF:g}, "
-                          "top-1 agreement 100%)")
+                          "top-1 agreement and integer outputs 100%)")
     return text
 
 
@@ -107,7 +106,7 @@ def _check_smoke(result: ModelResult, registry: Registry | str, output: Path, ca
         output=output / safe_name(result.name) / "smoke", cache_dir=cache.root, quiet=True,
         workers=0, fresh=True))  # workers=0: a few images; picklability is the contract check's
     result.backend = report["backend"]
-    result.smoke = {k: report[k] for k in ("images", "skipped", "top1", "throughput_fps", "report_path")}
+    result.smoke = {k: report[k] for k in ("images", "skipped", "metrics", "throughput_fps", "report_path")}
     if report["images"] == 0 or report["skipped"]:
         raise CheckFailed(f"{report['backend']}: {report['images']} images scored, "
                           f"{len(report['skipped'])} skipped")

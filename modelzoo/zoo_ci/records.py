@@ -42,6 +42,7 @@ class ModelResult:
     parity: dict[str, float] | None = None
     weights: Weights | None = None
     smoke: dict[str, Any] | None = None
+    measured: dict[str, Any] | None = None  # report.json of a full run given with --measured
 
     def fail(self, check: str, message: str) -> None:
         self.checks[check] = Check("fail", self.checks[check].seconds, message)

@@ -30,7 +30,25 @@ def statuses(result: ModelResult) -> tuple[dict[str, str], dict[str, str]]:
         why = "no checkpoint found: seeded random weights"
     else:
         why = f"only {SMOKE_IMAGES} demo images were run, not the validation set"
-    return levels, {"PrecisionStatus": why, "PerfStatus": why}
+    reasons = {"PrecisionStatus": why, "PerfStatus": why}
+    if result.entry is not None and result.measured is not None:
+        levels["PrecisionStatus"], reasons["PrecisionStatus"] = precision_status(
+            result.entry.manifest.expected, result.measured)
+    return levels, reasons
+
+
+def precision_status(expected: dict[str, Any], report: dict[str, Any]) -> tuple[str, str]:
+    """OK when every expected metric that has a tolerance is reached within it by a full run's
+    report (real weights, the whole data set), NOK when one falls short; else not measured."""
+    if report["weights"]["random"] or report["data"]["demo"] or report["data"].get("limit") is not None:
+        return NOT_MEASURED, f"{report.get('report_path', 'the report')} is not a full run with real weights"
+    judged = {name: value for name, value in expected["metrics"].items() if name in expected["tolerance"]}
+    if not judged:
+        return NOT_MEASURED, "the manifest gives no tolerance for any expected metric"
+    short = [f"{name} {report['metrics'].get(name)} < {value} - {expected['tolerance'][name]}"
+             for name, value in judged.items()
+             if report["metrics"].get(name) is None or report["metrics"][name] < value - expected["tolerance"][name]]
+    return ("NOK", "; ".join(short)) if short else ("OK", "within tolerance: " + ", ".join(judged))
 
 
 def model_json(result: ModelResult) -> dict[str, Any]:
@@ -48,6 +66,7 @@ def model_json(result: ModelResult) -> dict[str, Any]:
         "smoke": result.smoke,
         "statuses": levels,
         "not_measured_because": {k: v for k, v in not_measured.items() if levels[k] == NOT_MEASURED},
+        "precision": not_measured["PrecisionStatus"] if levels["PrecisionStatus"] != NOT_MEASURED else None,
         "declared_statuses": manifest.status if manifest else None,
     }
 

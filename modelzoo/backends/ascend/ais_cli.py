@@ -94,7 +94,10 @@ class AisFilesSession(Session):
         self.root = Path(settings.workdir) / "ascend"
         self.input_root = self.root / "input"
         self.output_root = self.root / "output"
+        # One input and one output in files mode; multi-input models run with --io stream.
+        self.input_name = manifest.inputs[0].name
         output = manifest.outputs[0]
+        self.output_name = output.name
         self.dtype = np.dtype(output.dtype)
         self.out_dtype = self.dtype.newbyteorder("<")  # ais_bench writes raw little-endian
         self.out_shape = output.concrete_shape(1)[1:]  # one image's scores
@@ -103,7 +106,7 @@ class AisFilesSession(Session):
 
     # The pipeline streams batches; ais_bench wants files, so the base class's per-batch
     # padding is not used: ais_bench pads the last batch itself and writes no padding output.
-    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], np.ndarray]]:
+    def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
         from modelzoo.steps import write_bin  # the steps module pulls in the pipeline: not at plugin load
 
         previous = self._read_state()
@@ -114,8 +117,8 @@ class AisFilesSession(Session):
         shares: dict[int, int] = {d: 0 for d in self.devices}
         sent = 0
         for batch in batches:
-            order.append(batch.names)
-            for name, row in zip(batch.names, batch.data):
+            order.append(batch.keys)
+            for name, row in zip(batch.keys, batch.inputs[self.input_name]):
                 digests[name] = _digest(row)
                 # Resume only where the result comes from this very input (same .om, same bytes).
                 if name in existing and previous.get(name) == digests[name]:
@@ -143,7 +146,7 @@ class AisFilesSession(Session):
             shutil.rmtree(self.input_root, ignore_errors=True)
         for names in order:
             self.images += len(names)
-            yield names, np.stack([self._read(results[n][0]) for n in names])
+            yield names, {self.output_name: np.stack([self._read(results[n][0]) for n in names])}
 
     def throughput_fps(self) -> float | None:
         return self.fps

@@ -18,6 +18,7 @@ from modelzoo.backends.ascend.ais_parse import execution_times_ms, parse_console
 from modelzoo.backends.ascend.tools import run_tool
 from modelzoo.backends.base import Session
 from modelzoo.errors import UserError
+from modelzoo.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ def infer_session_class() -> Any:
 
 
 class AisStreamSession(Session):
-    def __init__(self, om: Path, batch_size: int, dynamic: bool, devices: list[int]) -> None:
+    def __init__(self, om: Path, manifest: Manifest, batch_size: int, dynamic: bool, devices: list[int]) -> None:
         super().__init__()
         self.om = om
+        self.input_names = [t.name for t in manifest.inputs]    # feeds go in the model's input order
+        self.output_names = [t.name for t in manifest.outputs]
         self.batch_size = batch_size
         # The base class pads a short last batch up to this: the compiled batch, or for a
         # dynamic-batch .om the run's own gear, so that every execution has the same batch.
@@ -82,22 +85,23 @@ class AisStreamSession(Session):
             return UserError(f"{what}, although 'python3 -m ais_bench' loads it; try --io files")
         return ais_failure(what, parse_console(text), text, result.returncode)
 
-    def infer(self, data: np.ndarray) -> np.ndarray:
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = [inputs[name] for name in self.input_names]
         index = self.calls % len(self.sessions)
         self.calls += 1
         session = self.sessions[index]
         try:
             if index not in self.warm:
                 # Like ais_bench: one warm-up execution, left out of the timings.
-                session.infer([data], self.mode)
+                session.infer(feeds, self.mode)
                 _reset_summary(session)
                 self.warm.add(index)
-            outputs = session.infer([data], self.mode)
+            outputs = session.infer(feeds, self.mode)
         except _SESSION_ERRORS as exc:
             # The batches before this one are already recorded by the pipeline.
             raise UserError(f"InferSession failed on device {self.devices[index]} at batch "
                             f"{self.calls} ({exc}); rerun the same command to infer the rest") from None
-        return np.asarray(outputs[0])
+        return {name: np.asarray(out) for name, out in zip(self.output_names, outputs, strict=True)}
 
     def throughput_fps(self) -> float | None:
         return self.fps if self.closed else self._fps()

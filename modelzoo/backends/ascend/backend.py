@@ -94,7 +94,7 @@ class AscendBackend(Backend):
         om, devices, gears, _ = self.compile(artifacts, batch_size, settings)
         log.info("ascend: %s on device(s) %s, --io %s", om.name, ",".join(map(str, devices)), io)
         if io == "stream":
-            return AisStreamSession(om, batch_size, gears is not None, devices)
+            return AisStreamSession(om, artifacts.manifest, batch_size, gears is not None, devices)
         return AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices,
                                settings)
 

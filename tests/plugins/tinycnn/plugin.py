@@ -9,9 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modelzoo.hookspecs import hookimpl
-from modelzoo.manifest import load_manifest
-from modelzoo.registry import ModelEntry
+from modelzoo.api import ModelEntry, hookimpl, load_manifest
 
 MANIFEST = load_manifest(Path(__file__).with_name("plugin.toml"))
 # Seconds each preprocess call waits: tests that stop a run in its middle set it to slow the run down.
