@@ -98,7 +98,7 @@ def test_a_rerun_with_nothing_left_keeps_the_figures_it_cannot_measure(tiny, tmp
     first = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
     with caplog.at_level("INFO"):
         again = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
-    assert "all 7 images are already done" in caplog.text and "--fresh" in caplog.text
+    assert "all 7 samples are already done" in caplog.text and "--fresh" in caplog.text
     assert again["resumed_images"] == 7
     for key in ("throughput_fps", "e2e_fps", "parity"):
         assert again[key] == first[key] and first[key] is not None

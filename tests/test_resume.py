@@ -77,7 +77,7 @@ def start_and_stop_after_one_batch(args: list[str], output: Path, sig: int) -> s
     results = output / "results.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if results.exists() and results.read_text().count('"names"') >= 1:
+        if results.exists() and results.read_text().count('"keys"') >= 1:
             process.send_signal(sig)
             break
         time.sleep(0.02)
@@ -87,7 +87,7 @@ def start_and_stop_after_one_batch(args: list[str], output: Path, sig: int) -> s
 
 def done_images(output: Path) -> int:
     lines = [json.loads(l) for l in (output / "results.jsonl").read_text().splitlines() if l.strip()]
-    return sum(len(r["names"]) for r in lines if "names" in r)
+    return sum(len(r["keys"]) for r in lines if "keys" in r)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
@@ -116,7 +116,7 @@ def test_a_torn_last_line_is_redone(tmp_path, dataset_dir, spread_checkpoint, un
     first = start_and_stop_after_one_batch(args, tmp_path, signal.SIGKILL)
     assert first.returncode == -signal.SIGKILL
     with open(tmp_path / "results.jsonl", "ab") as f:
-        f.write(b'{"names": ["ILSVRC2012_val_0000')  # a write cut short by the kill
+        f.write(b'{"keys": ["ILSVRC2012_val_0000')  # a write cut short by the kill
     resumed = run_cli(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert comparable(tmp_path) == uninterrupted

@@ -1,7 +1,6 @@
 """The streaming pipeline: same answers as a plain loop, and a bounded number of images in flight."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,9 @@ from modelzoo.tasks.classification import top5
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.registry import Registry
 from modelzoo.stream import Preprocessor
+from modelzoo.tasks import Sample
 from modelzoo.weights import resolve_weights
+from tests.conftest import predicted_classes
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def sequential(registry: Registry, backend_name: str, data: Path, weights: Path,
         chunk = paths[start:start + bs]
         x = np.stack([tiny_plugin.preprocess(p) for p in chunk])
         x = np.concatenate([x, np.zeros((bs - len(chunk), *x.shape[1:]), np.float32)])
-        for path, row in zip(chunk, session.infer(x)):
+        for path, row in zip(chunk, session.infer({"pixels": x})["scores"]):
             predictions[path.stem] = top5(row)
     session.close()
     return predictions
@@ -47,7 +48,7 @@ def test_streaming_gives_exactly_the_sequential_predictions(setup, backend):
     out = root / f"out-{backend}"
     run(registry, RunOptions(model="tinycnn", backend=backend, batch_size=4, data=data, weights=weights,
                              output=out, cache_dir=root / "cache", workers=2, quiet=True))
-    streamed = json.loads((out / "predictions.json").read_text())
+    streamed = predicted_classes(out)
     expected = sequential(registry, backend, data, weights, root / "cache", 4)
     assert streamed == expected
     assert list(streamed) == sorted(streamed)  # in image order
@@ -59,18 +60,18 @@ def slow_identity(path: Path) -> np.ndarray:
 
 
 def test_at_most_window_images_are_in_flight(tmp_path):
-    images = [tmp_path / str(i) for i in range(40)]
-    with Preprocessor(slow_identity, images, workers=2, window=5) as stream:
+    samples = [Sample(str(i), tmp_path / str(i)) for i in range(40)]
+    with Preprocessor(slow_identity, samples, workers=2, window=5) as stream:
         assert len(stream.pending) == 5  # started on entry, before anyone asked
         seen = []
-        for path, array, error in stream:
+        for sample, array, error in stream:
             assert len(stream.pending) <= 5
             seen.append(int(array[0]))
     assert seen == list(range(40))
 
 
 def test_without_workers_the_same_stream_runs_in_process(tmp_path):
-    images = [tmp_path / str(i) for i in range(7)]
-    with Preprocessor(slow_identity, images, workers=0, window=3) as stream:
+    samples = [Sample(str(i), tmp_path / str(i)) for i in range(7)]
+    with Preprocessor(slow_identity, samples, workers=0, window=3) as stream:
         assert stream.pool is None
         assert [int(a[0]) for _, a, _ in stream] == list(range(7))

@@ -1,9 +1,12 @@
 """`python3 -m ais_bench` as a subprocess: inference over .bin files (--io files), pure inference.
 
 Files mode lays out, under the run's output dir:
-    ascend/input/device<D>/<stem>.bin        inputs, one file per image (deleted after success
-                                             unless --keep-bin; kept after a failure)
-    ascend/output/device<D>/<stem>_0.bin     ais_bench's results
+    ascend/input/device<D>/<stem>.bin        inputs, one file per sample (deleted after success
+                                             unless --keep-bin; kept after a failure); a model
+                                             with several inputs has one folder per input,
+                                             device<D>/<input name>/<stem>.bin (like `modelzoo
+                                             preprocess`), all passed to --input
+    ascend/output/device<D>/<stem>_<i>.bin   ais_bench's results, one file per model output i
     ascend/output/device<D>_summary.json     its summary, beside the result folder
     ascend/ais_bench-device<D>.log           its console
     ascend/state.json                        the .om and a digest of each input
@@ -20,11 +23,13 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +48,19 @@ from modelzoo.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-RESULT_SUFFIX = "_0.bin"  # ais_bench: `<input stem>_<output index>.<outfmt>`; output 0 = scores
+# ais_bench names results `<stem of the first input's file>_<output index>.<outfmt>`.
+RESULT_FILE = re.compile(r"(.+)_([0-9]+)\.bin")
 STATE_FILE = "state.json"  # the .om and the digest of every input the results come from
 
 
 def ais_bench_command(om: Path, batch_size: int, dynamic: bool, device: str,
-                      input_dir: Path | None = None, output_root: Path | None = None,
+                      input_dirs: list[Path] | None = None, output_root: Path | None = None,
                       dirname: str | None = None, loop: int | None = None) -> list[str]:
     # ais_bench is installed into the Python that runs modelzoo, so run it with this one.
     cmd = [sys.executable, "-m", "ais_bench", "--model", str(om)]
-    if input_dir is not None:
-        cmd += ["--input", str(input_dir)]
+    if input_dirs is not None:
+        # One folder per model input, in the model's input order; files pair up by name.
+        cmd += ["--input", ",".join(str(d) for d in input_dirs)]
     if output_root is not None:
         cmd += ["--output", str(output_root), "--output_dirname", str(dirname), "--outfmt", "BIN"]
     if loop is not None:
@@ -94,14 +101,10 @@ class AisFilesSession(Session):
         self.root = Path(settings.workdir) / "ascend"
         self.input_root = self.root / "input"
         self.output_root = self.root / "output"
-        # One input and one output in files mode; multi-input models run with --io stream.
-        self.input_name = manifest.inputs[0].name
-        output = manifest.outputs[0]
-        self.output_name = output.name
-        self.dtype = np.dtype(output.dtype)
-        self.out_dtype = self.dtype.newbyteorder("<")  # ais_bench writes raw little-endian
-        self.out_shape = output.concrete_shape(1)[1:]  # one image's scores
-        self.out_bytes = math.prod(self.out_shape) * self.out_dtype.itemsize
+        self.input_names = [t.name for t in manifest.inputs]
+        # Output i of the model is ais_bench's `<stem>_<i>.bin`: raw little-endian values of the
+        # manifest's dtype and one sample's shape.
+        self.outputs = [_ResultFormat(t.name, np.dtype(t.dtype), t.concrete_shape(1)[1:]) for t in manifest.outputs]
         self.fps: float | None = None
 
     # The pipeline streams batches; ais_bench wants files, so the base class's per-batch
@@ -118,15 +121,17 @@ class AisFilesSession(Session):
         sent = 0
         for batch in batches:
             order.append(batch.keys)
-            for name, row in zip(batch.keys, batch.inputs[self.input_name]):
-                digests[name] = _digest(row)
-                # Resume only where the result comes from this very input (same .om, same bytes).
-                if name in existing and previous.get(name) == digests[name]:
+            for i, name in enumerate(batch.keys):
+                rows = [batch.inputs[input_name][i] for input_name in self.input_names]
+                digests[name] = _digest(rows)
+                # Resume only where the results come from this very input (same .om, same bytes).
+                if len(existing.get(name, {})) == len(self.outputs) and previous.get(name) == digests[name]:
                     continue
-                for stale in existing.pop(name, []):
+                for stale in existing.pop(name, {}).values():
                     stale.unlink(missing_ok=True)
                 device = self.devices[sent % len(self.devices)]  # round robin over devices
-                write_bin(row, self.input_root / f"device{device}", name)
+                for folder, row in zip(self._input_dirs(device), rows):
+                    write_bin(row, folder, name)
                 shares[device] += 1
                 sent += 1
         atomic_write_json(self.root / STATE_FILE, {"om": self.om.name, "inputs": digests})
@@ -138,18 +143,25 @@ class AisFilesSession(Session):
         else:
             self.fps = self._summary_fps()
         results = self._results(drop_damaged=False)
-        missing = [n for names in order for n in names if n not in results]
+        missing = [(n, i) for names in order for n in names for i in range(len(self.outputs))
+                   if i not in results.get(n, {})]
         if missing:
-            raise UserError(f"ais_bench wrote no result for {len(missing)} images (first: "
-                            f"{missing[0]}{RESULT_SUFFIX}) in {self.output_root}; rerun to resume")
+            raise UserError(f"ais_bench wrote no result for {len({n for n, _ in missing})} images (first: "
+                            f"{missing[0][0]}_{missing[0][1]}.bin) in {self.output_root}; rerun to resume")
         if not self.keep_files:
             shutil.rmtree(self.input_root, ignore_errors=True)
         for names in order:
             self.images += len(names)
-            yield names, {self.output_name: np.stack([self._read(results[n][0]) for n in names])}
+            yield names, {out.name: np.stack([out.read(results[n][i]) for n in names])
+                          for i, out in enumerate(self.outputs)}
 
     def throughput_fps(self) -> float | None:
         return self.fps
+
+    def _input_dirs(self, device: int) -> list[Path]:
+        """The folder of each model input on a device, in the model's input order."""
+        root = self.input_root / f"device{device}"
+        return [root] if len(self.input_names) == 1 else [root / name for name in self.input_names]
 
     def _read_state(self) -> dict[str, str]:
         """{stem: input digest} of the last run here; results of another .om are cleared."""
@@ -162,23 +174,21 @@ class AisFilesSession(Session):
         shutil.rmtree(self.output_root, ignore_errors=True)
         return {}
 
-    def _results(self, drop_damaged: bool) -> dict[str, list[Path]]:
-        """{stem: its result files} for every complete `<stem>_0.bin` under the output folder."""
-        found: dict[str, list[Path]] = {}
+    def _results(self, drop_damaged: bool) -> dict[str, dict[int, Path]]:
+        """{stem: {output index: file}} for every complete `<stem>_<i>.bin` under the output folder."""
+        found: dict[str, dict[int, Path]] = {}
         for folder, _, files in os.walk(self.output_root):
             for file in sorted(files):
-                if not file.endswith(RESULT_SUFFIX):
+                match = RESULT_FILE.fullmatch(file)
+                if match is None or int(match[2]) >= len(self.outputs):
                     continue
                 path = Path(folder) / file
-                if path.stat().st_size != self.out_bytes:
-                    if drop_damaged:  # cut short by a crash: infer that image again
+                if path.stat().st_size != self.outputs[int(match[2])].nbytes:
+                    if drop_damaged:  # cut short by a crash: infer that sample again
                         path.unlink(missing_ok=True)
                     continue
-                found.setdefault(file[:-len(RESULT_SUFFIX)], []).append(path)
+                found.setdefault(match[1], {})[int(match[2])] = path
         return found
-
-    def _read(self, path: Path) -> np.ndarray:
-        return np.fromfile(path, dtype=self.out_dtype).astype(self.dtype).reshape(self.out_shape)
 
     def _infer(self, devices: list[int]) -> None:
         """One ais_bench process per device, all at once; wait for every one, then report."""
@@ -187,8 +197,7 @@ class AisFilesSession(Session):
         try:
             for device in devices:
                 cmd = ais_bench_command(self.om, self.batch_size, self.dynamic, str(device),
-                                        self.input_root / f"device{device}", self.output_root,
-                                        f"device{device}")
+                                        self._input_dirs(device), self.output_root, f"device{device}")
                 log_path = self.root / f"ais_bench-device{device}.log"
                 log.info("running: %s", shlex.join(cmd))
                 with open(log_path, "w") as console:
@@ -229,8 +238,26 @@ class AisFilesSession(Session):
         return sum(rates) if rates else None
 
 
-def _digest(row: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(row, dtype="<f4").tobytes(), digest_size=16).hexdigest()
+@dataclass(frozen=True)
+class _ResultFormat:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    def read(self, path: Path) -> np.ndarray:
+        return np.fromfile(path, dtype=self.dtype.newbyteorder("<")).astype(self.dtype).reshape(self.shape)
+
+
+def _digest(rows: list[np.ndarray]) -> str:
+    """One sample's inputs, each as the bytes written to its .bin file."""
+    h = hashlib.blake2b(digest_size=16)
+    for row in rows:
+        h.update(np.ascontiguousarray(row, dtype=row.dtype.newbyteorder("<")).tobytes())
+    return h.hexdigest()
 
 
 def pure_inference(om: Path, batch_size: int, dynamic: bool, devices: list[int], loop: int,

@@ -1,0 +1,316 @@
+"""Two more test plugins through the unchanged runner: a two-input text classifier (int64 token ids
+and a mask, JSONL, padding collate, accuracy and macro-F1) and a segmenter (per-pixel argmax, PNG
+masks, mIoU). Each goes through the mock runner, `run` on every CPU backend and the fake Ascend
+toolchain (files and stream), resume, `bench` and `ci`.
+
+The oracle is the torch model called directly by the test, and metrics are computed here from
+its outputs, in the test's own way; nothing is copied from the plugins' postprocess or evaluators.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tests.plugins.tinyseg.plugin as tinyseg
+import tests.plugins.tinyseg.task as seg_task
+import tests.plugins.tinytext.plugin as tinytext
+import tests.plugins.tinytext.task as text_task
+from modelzoo.api import UserError, hookimpl, load_manifest
+from modelzoo.bench import bench
+from modelzoo.pipeline import RunOptions, run
+from modelzoo.plugins import get_plugin_manager
+from modelzoo.registry import Registry
+from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
+from modelzoo.testing.mock import MockRunner
+from modelzoo.weights import fetch_weights
+from modelzoo.zoo_ci import run_ci
+
+PLUGINS = {"tinytext": tinytext, "tinyseg": tinyseg}
+# Seeds whose random weights predict several classes on the demo data (asserted below).
+SEEDS = {"tinytext": 4, "tinyseg": 1}
+BATCH = 4  # 12 texts: three full batches; 6 pictures: a short last batch
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    pm = get_plugin_manager(load_entrypoints=False)
+    for plugin in PLUGINS.values():
+        pm.register(plugin)
+    return Registry(pm)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("generic-weights")
+    paths = {}
+    for name, plugin in PLUGINS.items():
+        model = plugin.build("standard")
+        plugin.init_random(model, SEEDS[name])
+        paths[name] = folder / f"{name}.pth"
+        torch.save(model.state_dict(), paths[name])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("generic-cache")
+
+
+def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray]:
+    """Keys, targets and the model's outputs for every demo sample, from torch alone."""
+    plugin = PLUGINS[name]
+    model = plugin.build("standard")
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    entry = MockRunner(plugin).model(name)
+    samples = entry.task.load_dataset(entry.demo_data).samples
+    rows = [entry.preprocess(s.source) for s in samples]
+    with torch.inference_mode():
+        if name == "tinytext":
+            batch = entry.collate(rows)
+            out = model(torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"]))
+        else:
+            out = model(torch.from_numpy(np.stack(rows)))
+    return [s.key for s in samples], [s.target for s in samples], out.numpy()
+
+
+def text_expectation(keys, targets, logits) -> tuple[dict, dict]:
+    """Per key the label and its softmax probability; accuracy and macro-F1 from precision and recall."""
+    labels = logits.argmax(1)
+    probability = np.exp(logits.max(1)) / np.exp(logits).sum(1)
+    truth = np.array(targets)
+    f1 = []
+    for c in sorted(set(truth) | set(labels)):
+        tp = np.sum((labels == c) & (truth == c))
+        precision = tp / max(np.sum(labels == c), 1)
+        recall = tp / max(np.sum(truth == c), 1)
+        f1.append(2 * precision * recall / (precision + recall) if tp else 0.0)
+    metrics = {"samples": len(keys), "accuracy": float(np.mean(labels == truth)), "macro_f1": float(np.mean(f1))}
+    return {k: (int(c), float(p)) for k, c, p in zip(keys, labels, probability)}, metrics
+
+
+def seg_expectation(keys, targets, logits) -> tuple[dict, dict]:
+    """Per key the predicted mask; IoU of every class as intersection over union of pixel sets."""
+    masks = logits.argmax(1)
+    truths = []
+    for target in targets:
+        with Image.open(target) as mask:
+            truths.append(np.asarray(mask))
+    ious = []
+    for c in range(logits.shape[1]):
+        inter = sum(np.sum((m == c) & (t == c)) for m, t in zip(masks, truths))
+        union = sum(np.sum((m == c) | (t == c)) for m, t in zip(masks, truths))
+        ious.append(inter / union if union else None)
+    present = [v for v in ious if v is not None]
+    correct = sum(np.sum(m == t) for m, t in zip(masks, truths))
+    metrics = {"images": len(keys), "miou": float(np.mean(present)),
+               "pixel_accuracy": float(correct / sum(t.size for t in truths)), "iou": ious}
+    return dict(zip(keys, masks)), metrics
+
+
+@pytest.fixture(scope="module")
+def expected(weights) -> dict[str, tuple[dict, dict]]:
+    found = {"tinytext": text_expectation(*torch_outputs("tinytext", weights["tinytext"])),
+             "tinyseg": seg_expectation(*torch_outputs("tinyseg", weights["tinyseg"]))}
+    # Outputs that all look alike would make agreement prove nothing.
+    assert len({label for label, _ in found["tinytext"][0].values()}) == 3
+    assert len({int(c) for mask in found["tinyseg"][0].values() for c in np.unique(mask)}) == 4
+    return found
+
+
+def decode_runs(record: dict) -> np.ndarray:
+    values = [v for v, n in record["runs"] for _ in range(n)]
+    return np.array(values).reshape(record["size"])
+
+
+def assert_matches(name: str, output: Path, report: dict, expected: dict) -> None:
+    """The run's records and metrics are the torch model's, sample by sample."""
+    predictions, metrics = expected[name]
+    records = json.loads((output / "predictions.json").read_text())
+    assert sorted(records) == sorted(predictions)
+    for key, record in records.items():
+        if name == "tinytext":
+            assert record["label"] == predictions[key][0], key
+            assert record["score"] == pytest.approx(predictions[key][1], abs=1e-5), key
+        else:
+            np.testing.assert_array_equal(decode_runs(record), predictions[key], err_msg=key)
+    assert report["images"] == len(predictions)
+    got = dict(report["metrics"])
+    assert got.pop("iou", None) == pytest.approx(metrics.get("iou"))
+    assert got == pytest.approx({k: v for k, v in metrics.items() if k != "iou"})
+
+
+def run_model(registry, weights, cache, name: str, output: Path, **options) -> dict:
+    return run(registry, RunOptions(model=name, weights=weights[name], output=output, cache_dir=cache,
+                                    quiet=True, **{"batch_size": BATCH, "workers": 0, **options}))
+
+
+# ---------------------------------------------------------------- the plugins alone
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_the_plugins_keep_the_contract(name):
+    MockRunner(PLUGINS[name]).check_model(name)
+
+
+def test_text_collate_pads_cuts_and_masks():
+    rows = [{"input_ids": np.array([5, 6, 7])}, {"input_ids": np.arange(1, 21)}, {"input_ids": np.array([], int)}]
+    batch = text_task.collate(rows)
+    assert batch["input_ids"].dtype == batch["attention_mask"].dtype == np.int64
+    assert batch["input_ids"].tolist() == [[5, 6, 7] + [0] * 13, list(range(1, 17)), [0] * 16]
+    assert batch["attention_mask"].tolist() == [[1] * 3 + [0] * 13, [1] * 16, [0] * 16]
+    ids = text_task.tokenize("Rain, rain AND wind!")
+    assert len(ids) == 4 and ids[0] == ids[1] != ids[3] and all(1 <= i < 64 for i in ids)
+
+
+def test_bad_data_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / "samples.jsonl").write_text('{"id": "a", "text": "ok", "label": 1}\n{"id": "b", "text": "x"}\n')
+    with pytest.raises(UserError, match=r"samples.jsonl line 2 is not a JSON object .*; fix that line"):
+        text_task.TextClassification(3).load_dataset(tmp_path)
+    (tmp_path / "images").mkdir()
+    shutil.copy(seg_task.HERE / "demo" / "images" / "scene0.png", tmp_path / "images" / "lonely.png")
+    with pytest.raises(UserError, match=r"picture .*lonely.png has no mask .*masks/lonely.png"):
+        seg_task.Segmentation(4).load_dataset(tmp_path)
+
+
+def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, cache, tmp_path, capsys):
+    report = run(registry, RunOptions(model="tinytext", backend="torch", output=tmp_path, cache_dir=cache,
+                                      workers=0, quiet=True))
+    assert report["weights"]["random"] is True and report["metrics"]["samples"] == 12
+    banner = capsys.readouterr().err
+    assert "seeded RANDOM weights" in banner and "The plugin publishes no checkpoint: pass --weights PATH." in banner
+    assert "modelzoo fetch" not in banner
+    with pytest.raises(UserError, match=r"plugin.toml names no \[weights\] to download"):
+        fetch_weights(text_task.MANIFEST)
+
+
+# ---------------------------------------------------------------- through the runner
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+@pytest.mark.parametrize("name", PLUGINS)
+def test_every_cpu_backend_gives_the_torch_models_records_and_metrics(registry, weights, cache, expected,
+                                                                     tmp_path, name, backend):
+    # One backend's runs also preprocess in spawned worker processes, as a user's runs do.
+    report = run_model(registry, weights, cache, name, tmp_path, backend=backend,
+                       workers=2 if backend == "onnxruntime" else 0)
+    assert report["backend"] == backend and report["task"] == PLUGINS[name].MANIFEST.task["kind"]
+    assert_matches(name, tmp_path, report, expected)
+    if backend != "torch":
+        assert report["parity"]["max_abs_diff"] < 1e-4 and report["parity"]["top1_agreement"] == 1.0
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_a_partial_run_resumes_to_the_same_report(registry, weights, cache, tmp_path, name):
+    """A killed run leaves its header, whole batches and perhaps a torn line: the rerun infers the rest."""
+    full = run_model(registry, weights, cache, name, tmp_path / "full", backend="onnxruntime", batch_size=2)
+    lines = (tmp_path / "full" / "results.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "results.jsonl").write_text("".join(lines[:3]) + lines[3][:40])
+    resumed = run_model(registry, weights, cache, name, tmp_path / "cut", backend="onnxruntime", batch_size=2)
+    assert resumed["resumed_images"] == 4
+    assert resumed["metrics"] == full["metrics"]
+    assert json.loads((tmp_path / "cut" / "predictions.json").read_text()) == \
+        json.loads((tmp_path / "full" / "predictions.json").read_text())
+
+
+@pytest.mark.parametrize("io", ["files", "stream"])
+@pytest.mark.parametrize("name", PLUGINS)
+def test_the_fake_ascend_toolchain_gives_the_torch_models_records(registry, weights, cache, expected, tmp_path,
+                                                                 caplog, fake_ascend, name, io):  # noqa: F811
+    caplog.set_level(logging.INFO, logger="modelzoo")
+    report = run_model(registry, weights, cache, name, tmp_path, backend="ascend", io=io)
+    assert report["backend"] == "ascend"
+    assert_matches(name, tmp_path, report, expected)
+    work = tmp_path / "ascend"
+    if io == "stream":
+        assert not work.exists()
+        return
+    keys = sorted(expected[name][0])
+    assert sorted(p.name for p in (work / "output" / "device0").glob("*.bin")) == [f"{k}_0.bin" for k in keys]
+    [command] = [r.getMessage() for r in caplog.records if "-m ais_bench" in r.getMessage()]
+    inputs = command.split(" --input ")[1].split()[0].split(",")
+    device = work / "input" / "device0"
+    assert inputs == ([f"{device}/input_ids", f"{device}/attention_mask"] if name == "tinytext" else [f"{device}"])
+
+
+# ---------------------------------------------------------------- bench and ci
+
+
+@pytest.mark.parametrize("name", PLUGINS)
+def test_bench_measures_each_batch_size(registry, weights, cache, tmp_path, name):
+    data = bench(registry, name, ["onnxruntime"], [1, 4], warmup=1, iters=3, output=tmp_path, cache_dir=cache,
+                 weights=weights[name])
+    assert [(r["backend"], r["batch_size"]) for r in data["rows"]] == [("onnxruntime", 1), ("onnxruntime", 4)]
+    assert all(r["fps_median"] > 0 for r in data["rows"])
+    assert json.loads((tmp_path / "bench.json").read_text()) == data
+
+
+def test_ci_checks_both_plugins_from_their_manifests(cache, tmp_path):
+    code = run_ci([text_task.HERE, seg_task.HERE], tmp_path, load_entrypoints=False, quiet=True, cache_dir=cache)
+    ci = json.loads((tmp_path / "ci.json").read_text())
+    assert code == 0, ci
+    assert sorted(ci["models"]) == ["tinyseg", "tinytext"]
+    for name, metric in (("tinytext", "macro_f1"), ("tinyseg", "miou")):
+        model = ci["models"][name]
+        assert {c["status"] for c in model["checks"].values()} == {"pass"}, model["checks"]
+        assert model["smoke"]["images"] == 4 and model["smoke"]["metrics"][metric] is not None
+        assert model["parity"]["max_abs_diff"] < 1e-4
+
+
+class WithArgmax(tinytext.MeanOfEmbeddings):
+    """tinytext with a second output of another dtype: the predicted class as int64."""
+
+    def forward(self, input_ids, attention_mask):
+        logits = super().forward(input_ids, attention_mask)
+        return logits, logits.argmax(1)
+
+
+class ArgmaxTask(text_task.TextClassification):
+    def postprocess(self, outputs):
+        records = super().postprocess(outputs)
+        return [{**record, "argmax": int(a)} for record, a in zip(records, outputs["argmax"], strict=True)]
+
+
+def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weights, cache, expected, tmp_path,
+                                                                          monkeypatch, fake_ascend):  # noqa: F811
+    """Output i is read from `<key>_<i>.bin` with its own dtype; after a crash only the samples
+    without every result are sent again."""
+    manifest = tmp_path / "plugin.toml"
+    manifest.write_text((text_task.HERE / "plugin.toml").read_text().replace('name = "tinytext"', 'name = "argmax"')
+                        + '\n[[outputs]]\nname = "argmax"\ndtype = "int64"\nshape = ["batch"]\n')
+    entry = dataclasses.replace(MockRunner(tinytext).model("tinytext"), manifest=load_manifest(manifest),
+                                build=lambda variant: WithArgmax().eval(), task=ArgmaxTask(3))
+
+    class Plugin:
+        @hookimpl
+        def modelzoo_register_models(self, register):
+            register(entry)
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin())
+    registry = Registry(pm)
+    output = tmp_path / "run"
+    monkeypatch.setenv("MODELZOO_FAKE_AIS_CRASH_AFTER", "1")
+    with pytest.raises(UserError, match="ais_bench on device 0 failed"):
+        run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend", io="files")
+    results = output / "ascend" / "output" / "device0"
+    first = sorted(p.name for p in results.iterdir())
+    assert first == sorted(f"t0{i}_{o}.bin" for i in range(1, 5) for o in (0, 1))  # the batch before the crash
+
+    monkeypatch.delenv("MODELZOO_FAKE_AIS_CRASH_AFTER")
+    report = run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend",
+                       io="files", keep_bin=True)
+    sent = sorted(p.stem for p in (output / "ascend" / "input" / "device0" / "attention_mask").iterdir())
+    assert sent == [f"t{i:02d}" for i in range(5, 13)]
+    records = json.loads((output / "predictions.json").read_text())
+    assert {k: (r["label"], r["argmax"]) for k, r in records.items()} == \
+        {k: (label, label) for k, (label, _) in expected["tinytext"][0].items()}
+    assert report["metrics"] == pytest.approx(expected["tinytext"][1])
