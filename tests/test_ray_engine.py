@@ -149,6 +149,31 @@ def test_a_cluster_run_reports_what_a_local_run_does(cluster, tmp_path, tiny_reg
         assert (cluster.homes / home / "cluster-cache" / built[0].name).read_bytes() == built[0].read_bytes()
 
 
+def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(cluster, tmp_path):
+    """Sources that are not files, two int64 inputs, a padding collate, the plugin's own metrics."""
+    import torch
+
+    import tests.plugins.tinytext.plugin as tinytext
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tinytext)
+    registry = Registry(pm)
+    model = tinytext.build("standard")
+    tinytext.init_random(model, 4)
+    torch.save(model.state_dict(), tmp_path / "tinytext.pth")
+    reports = {}
+    for engine in ("local", "ray"):
+        reports[engine] = run(registry, RunOptions(
+            model="tinytext", backend="onnxruntime", batch_size=4, weights=tmp_path / "tinytext.pth",
+            output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0, engine=engine))
+
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    assert reports["ray"]["metrics"] == reports["local"]["metrics"] and reports["ray"]["images"] == 12
+    assert len({r["label"] for r in comparable(tmp_path / "local")[1].values()}) > 1
+
+
 def test_ascend_runs_one_session_per_npu_on_the_npu_node_only(cluster, tmp_path, tiny_registry, many_pictures,
                                                                tiny_weights, reference):
     # The driver has no Ascend toolchain: only the NPU node checks and compiles for its chip.
