@@ -232,19 +232,23 @@ class Driver:
 
 def test_a_node_removed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many_pictures, tiny_weights,
                                               reference, driver_cache):
+    # A slow node: whenever its actor is ready, the batches it takes are still running when it goes.
     doomed = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars={
         "PYTHONPATH": os.pathsep.join([str(tiny_site), str(REPO)]), "MODELZOO_HOME": str(tmp_path / "doomed"),
-        DELAY_ENV: "0.3"})
+        DELAY_ENV: "1.5"})
     driver = Driver(cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache,
                     "--backend", "onnxruntime", "--ship-data")
-    driver.wait_for(lambda: len(driver.actor_pids()) == 4 and driver.done_images() >= BATCH, "first results")
+    doomed_ready = f"session actor ready on node 127.0.0.1/{doomed.node_id[:8]}"
+    driver.wait_for(lambda: any(doomed_ready in line for line in list(driver.lines)), "the node's actor")
+    driver.wait_for(lambda: driver.done_images() >= BATCH, "first results")
     cluster.remove_node(doomed, allow_graceful=False)
     assert driver.finish() == 0, "".join(driver.lines)
     wait_until_dead(doomed)  # so that the next test's driver plans no actor on it
 
     assert_same_as_reference(tmp_path / "out", reference)
     figures = json.loads((tmp_path / "out" / "report.json").read_text())["cluster"]
-    assert figures["lost_actors"] == 1 and figures["rerun_batches"] >= 1
+    # Ray may take a while to call the node dead: a replacement tried there meanwhile is lost too.
+    assert figures["lost_actors"] >= 1 and figures["rerun_batches"] >= 1
 
 
 def test_an_actor_killed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many_pictures, tiny_weights, reference,

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 DEPTH = 2          # batches in flight per actor: one decoding while one runs
 MAX_RESTARTS = 2   # replacements of a dead actor on a node that is still alive
 MAX_TRIES = 3      # actors a batch may take down before the run stops
+RELEASE_TIMEOUT = 60  # seconds the sessions get to close at the end of a run
 
 
 @dataclass
@@ -172,6 +173,15 @@ class ClusterInference:
                 done.update(keys[i] for i in fresh)
                 yield [keys[i] for i in fresh], {name: array[fresh] for name, array in outputs.items()}
         self.wall = time.perf_counter() - self.started
+        self._release()
+
+    def _release(self) -> None:
+        """Let every session close itself (a device released as the backend releases it) before
+        `close()` ends the actors; a session that cannot is ended all the same."""
+        try:
+            self.ray.get([actor.handle.close.remote() for actor in self.live], timeout=RELEASE_TIMEOUT)
+        except self.ray.exceptions.RayError as exc:  # a lost actor, or the timeout
+            log.warning("a session did not close cleanly (%s); its actor is ended", type(exc).__name__)
 
     def _sources(self, work: Work) -> list[tuple[str, Any]]:
         """(key, source) per sample: a file's path as every node sees it, or (--ship-data) its bytes."""
