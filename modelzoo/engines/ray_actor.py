@@ -46,9 +46,10 @@ class SessionHost:
         """Open the session on this node; says where it runs."""
         import ray
 
-        artifacts = ShippedArtifacts(self.entry, self.shipment, Cache(node_cache()))
         # Ray gives the actor its own NPU as device 0 (ASCEND_RT_VISIBLE_DEVICES); files stay on this node.
         settings = replace(self.settings, workdir=self.scratch / "work", device="0")
+        self.backend.check_paths(settings, node_cache())  # this node's folders, as a local run checks its own
+        artifacts = ShippedArtifacts(self.entry, self.shipment, Cache(node_cache()))
         self.session = self.backend.open(artifacts, self.batch_size, settings)
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "int8_agreement": self.session.int8_agreement}
