@@ -7,6 +7,7 @@ previous one runs on the device (a lock keeps the session to one batch at a time
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import threading
@@ -48,9 +49,15 @@ class SessionHost:
 
         # Ray gives the actor its own NPU as device 0 (ASCEND_RT_VISIBLE_DEVICES); files stay on this node.
         settings = replace(self.settings, workdir=self.scratch / "work", device="0")
-        self.backend.check_paths(settings, node_cache())  # this node's folders, as a local run checks its own
-        artifacts = ShippedArtifacts(self.entry, self.shipment, Cache(node_cache()))
-        self.session = self.backend.open(artifacts, self.batch_size, settings)
+        cache = node_cache()
+        self.backend.check_paths(settings, cache)  # this node's folders, as a local run checks its own
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / ".open.lock", "w") as lock:
+            # The actors of one node open one at a time: the first builds what the node's chip needs
+            # (an .om: atc is slow and memory-hungry), the others find it in the node's cache.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            artifacts = ShippedArtifacts(self.entry, self.shipment, Cache(cache))
+            self.session = self.backend.open(artifacts, self.batch_size, settings)
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
                 "int8_agreement": self.session.int8_agreement}
 

@@ -55,7 +55,6 @@ class ShippedArtifacts(Artifacts):
         super().__init__(entry, shipment.weights, cache, variant=shipment.variant, simplify=shipment.simplify,
                          quiet=True, upstream=shipment.upstream)
         self.shipment = shipment
-        cache.root.mkdir(parents=True, exist_ok=True)
         for name, data in shipment.files.items():
             target = cache.root / name
             if not target.exists():
