@@ -189,6 +189,7 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
                 first_result()
                 with plugin_code(entry.manifest.plugin, "postprocess"):
                     records = entry.task.postprocess(batch)
+                    json.dumps(records)  # records go into results.jsonl: JSON or the plugin's fault
                 results.add_batch(list(keys), records)
                 bar.update(len(keys))
                 inferred += len(keys)
