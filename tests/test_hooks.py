@@ -5,7 +5,6 @@ import dataclasses
 import functools
 import importlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from modelzoo.hookspecs import hookimpl
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.testing.mock import ContractError, MockRunner
-from tests.conftest import run_cli
+from tests.conftest import install_plugin, run_cli
 
 
 def test_builtins_register_like_external_plugins_and_entry_points_can_be_switched_off(monkeypatch):
@@ -156,16 +155,6 @@ def test_two_plugins_registering_one_name_is_one_clear_line():
     pm.register(broken())
     with pytest.raises(UserError, match="two plugins register a model named 'tinycnn'"):
         Registry(pm)
-
-
-def install_plugin(site: Path, dist: str, entry: str) -> dict[str, str]:
-    """One more plugin installed: a dist-info in `site` whose entry point is `entry`; the environment
-    that sees it."""
-    info = site / f"{dist}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[modelzoo]\n{entry}\n")
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
 def list_with_installed_plugin(site: Path, dist: str, entry: str):
