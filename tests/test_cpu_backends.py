@@ -125,10 +125,10 @@ def torch_answers(pictures, weights) -> dict[str, list[int]]:
     return {p.stem: [int(c) for c in np.argsort(-s, kind="stable")[:5]] for p, s in zip(pictures, scores)}
 
 
-@pytest.mark.parametrize("backend,workers", [("torch", 0), ("onnxruntime", 2), ("openvino", 0)])
+@pytest.mark.parametrize("backend,workers", [("torch", 0), ("onnxruntime", 2), ("openvino", 2)])
 def test_every_backend_runs_the_pipeline_to_the_torch_models_answers(registry, tiny_data, tiny_weights, tmp_path,
                                                                       backend, workers):
-    """`run` end to end (one backend also preprocesses in worker processes): records and top-1/top-5
+    """`run` end to end (in process, or preprocessing in worker processes): records and top-1/top-5
     are those of the torch model called here, scored here against classes.txt."""
     pictures = sorted((tiny_data / "pictures").iterdir())
     expected = torch_answers(pictures, tiny_weights)
