@@ -63,13 +63,12 @@ def modelzoo_register_models(register):
 MANIFEST = '''\
 name = "{name}"
 summary = "A two-layer CNN on 24x24 images, 5 classes (written by test_zoo_ci)"
-paper = "none"
 plugin = "{name}.plugin"
-num_classes = 5
 
-[source]
-repo = "none"
-commit = "0000000"
+[task]
+kind = "classification"
+num_classes = 5
+labels = "labels.txt"
 
 [weights]
 file = "{name}.pth"
@@ -87,28 +86,9 @@ dtype = "float32"
 layout = "NC"
 shape = ["batch", 5]
 
-[preprocess]
-resize = 24
-crop = 24
-interpolation = "bilinear"
-mean = [0.5, 0.5, 0.5]
-std = [1.0, 1.0, 1.0]
-
-[dataset]
-images = "images"
-labels = "labels.txt"
-label_format = "<image file name> <class>"
-
-[export]
-opset = 13
-
-[atc]
-framework = 5
-input_format = "NCHW"
-
 [expected]
-top1 = 0.2
-top1_tolerance = 0.2
+metrics = {{ top1 = 0.2 }}
+tolerance = {{ top1 = 0.2 }}
 source = "chance level"
 
 [status]
@@ -191,7 +171,7 @@ def test_ci_finds_and_passes_lvvit_and_a_new_model_with_no_runner_change(tmp_pat
 
 def test_broken_plugins_fail_alone_with_their_reason(tmp_path, cache_dir):
     write_plugin(tmp_path, "ci_good")
-    write_plugin(tmp_path, "ci_nokey", drop_line="paper =")
+    write_plugin(tmp_path, "ci_nokey", drop_line="summary =")
     write_plugin(tmp_path, "ci_wrongshape", out_features=3, demo=False)
     (tmp_path / "ci_noimport").mkdir()
     (tmp_path / "ci_noimport" / "plugin.toml").write_text(MANIFEST.format(name="ci_noimport"))
@@ -206,11 +186,11 @@ def test_broken_plugins_fail_alone_with_their_reason(tmp_path, cache_dir):
     assert level_lines(tmp_path / "out", "ci_good") == ["FuncStatus:OK", *LEVELS_NOT_MEASURED]
 
     nokey = models["ci_nokey"]["checks"]
-    assert nokey["manifest"]["status"] == "fail" and "key 'paper'" in nokey["manifest"]["message"]
+    assert nokey["manifest"]["status"] == "fail" and "key 'summary'" in nokey["manifest"]["message"]
     assert {nokey[c]["status"] for c in ("contract", "export", "smoke")} == {"skip"}
     assert "not run: the manifest check failed" == nokey["export"]["message"]
     wrong = models["ci_wrongshape"]["checks"]
-    assert wrong["contract"]["status"] == "fail" and "output shape (2, 3)" in wrong["contract"]["message"]
+    assert wrong["contract"]["status"] == "fail" and "output 'logits' shape [2, 3]" in wrong["contract"]["message"]
     noimport = models["ci_noimport"]["checks"]
     assert noimport["contract"]["status"] == "fail"
     assert "cannot import plugin module 'ci_noimport.plugin'" in noimport["contract"]["message"]
@@ -235,3 +215,36 @@ def test_discovery_skips_tool_and_build_directories_and_follows_links_once(tmp_p
     (tmp_path / "env" / "pyvenv.cfg").write_text("")  # a virtualenv whatever its name
 
     assert find_manifests([tmp_path, real]) == [real.resolve()]
+
+
+def full_run_report(top1: float | None, random: bool = False, demo: bool = False, limit: int | None = None) -> dict:
+    return {"model": "m", "metrics": {"top1": top1}, "weights": {"random": random}, "data": {"demo": demo, "limit": limit}}
+
+
+def test_precision_status_compares_a_full_run_with_the_expected_metric_and_its_tolerance():
+    from modelzoo.zoo_ci.reports import NOT_MEASURED, precision_status
+
+    expected = {"metrics": {"top1": 0.8317, "top5": 0.96}, "tolerance": {"top1": 0.005}}
+    assert precision_status(expected, full_run_report(0.8270))[0] == "OK"  # 0.0047 short: within
+    status, why = precision_status(expected, full_run_report(0.8260))
+    assert status == "NOK" and "top1 0.826 < 0.8317 - 0.005" in why
+    assert precision_status(expected, full_run_report(None))[0] == "NOK"
+    for partial in (full_run_report(0.9, random=True), full_run_report(0.9, demo=True), full_run_report(0.9, limit=10)):
+        assert precision_status(expected, partial)[0] == NOT_MEASURED
+    assert precision_status({"metrics": {"top1": 0.8}, "tolerance": {}}, full_run_report(0.9))[0] == NOT_MEASURED
+
+
+def test_ci_takes_precision_status_from_a_measured_full_run(tmp_path, tiny_registry, tiny_data, tiny_weights, cache_dir):
+    from modelzoo.pipeline import RunOptions, run
+
+    report = run(tiny_registry, RunOptions(model="tinycnn", backend="onnxruntime", batch_size=2, data=tiny_data,
+                                           weights=tiny_weights, output=tmp_path / "full", cache_dir=cache_dir,
+                                           workers=0, quiet=True))
+    expected = tiny_registry.model("tinycnn").manifest.expected
+    # The manifest asks for top-1 0.1 +- 0.1: whatever the tiny model scores passes.
+    assert report["top1"] >= expected["metrics"]["top1"] - expected["tolerance"]["top1"]
+    run_ci([REPO / "tests" / "plugins" / "tinycnn"], tmp_path / "ci", load_entrypoints=False, cache_dir=cache_dir,
+           measured=[tmp_path / "full" / "report.json"])
+    model = read_outputs(tmp_path / "ci")[1]["models"]["tinycnn"]
+    assert model["statuses"]["PrecisionStatus"] == "OK" and "within tolerance: top1" in model["precision"]
+    assert "PrecisionStatus:OK" in level_lines(tmp_path / "ci", "tinycnn")

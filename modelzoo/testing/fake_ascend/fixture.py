@@ -1,6 +1,7 @@
 """pytest fixture `fake_ascend`: the fake atc, npu-smi and ais_bench, installed for one test.
 
-    from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
+modelzoo registers this module as a pytest plugin (entry point group `pytest11`), so any test suite
+in an environment with modelzoo installed can take the fixture without importing it:
 
     def test_convert(fake_ascend):
         subprocess.run(["atc", ...], check=True)                  # found on PATH
@@ -36,6 +37,7 @@ def _forget_ais_bench() -> None:
 
 @pytest.fixture
 def fake_ascend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAscend]:
+    """The fake Ascend toolchain on PATH and sys.path for one test, every failure switch cleared."""
     for name in SWITCHES:
         monkeypatch.delenv(name, raising=False)
     env = install(tmp_path / "fake_ascend_bin")
