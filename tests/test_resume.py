@@ -143,8 +143,8 @@ def test_resume_without_earlier_results_says_so(tmp_path, dataset_dir, spread_ch
     assert result.returncode == 2 and "nothing to resume" in result.stderr
 
 
-# tinycnn with a preprocess slow enough that a run at batch size 1 is still preprocessing in its
-# worker processes when it is interrupted.
+# tinycnn with a slow forward: a run at batch size 1 on the torch backend is still inferring when it
+# is interrupted, while its preprocessing workers wait for more work in the pool.
 SLOW_PLUGIN = '''\
 import time
 
@@ -152,15 +152,20 @@ import tests.plugins.tinycnn.plugin as tiny
 from modelzoo.api import ModelEntry, hookimpl
 
 
-def preprocess(path):
-    time.sleep(0.25)
-    return tiny.preprocess(path)
+class SlowTinyCNN(tiny.TinyCNN):
+    def forward(self, x):
+        time.sleep(0.2)
+        return super().forward(x)
+
+
+def build(variant):
+    return SlowTinyCNN().eval()
 
 
 @hookimpl
 def modelzoo_register_models(register):
-    register(ModelEntry(manifest=tiny.MANIFEST, build=tiny.build, init_random=tiny.init_random,
-                        preprocess=preprocess))
+    register(ModelEntry(manifest=tiny.MANIFEST, build=build, init_random=tiny.init_random,
+                        preprocess=tiny.preprocess))
 '''
 
 
@@ -189,8 +194,8 @@ def alive(pids: set[int]) -> set[int]:
     return still
 
 
-def test_ctrl_c_while_workers_preprocess_stops_cleanly_and_resumes(tmp_path, tiny_registry, tiny_weights):
-    """Ctrl-C reaches every process of the terminal's foreground group, workers included."""
+def test_ctrl_c_with_preprocessing_workers_running_stops_cleanly_and_resumes(tmp_path, tiny_registry, tiny_weights):
+    """Ctrl-C reaches every process of the terminal's foreground group, the idle workers included."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "slow_tiny.py").write_text(SLOW_PLUGIN)
@@ -202,11 +207,11 @@ def test_ctrl_c_while_workers_preprocess_stops_cleanly_and_resumes(tmp_path, tin
     (data / "classes.txt").write_text("".join(f"pic{i:02d}.png {i % 10}\n" for i in range(12)))
 
     def args(output: Path) -> list[str]:
-        return ["run", "tinycnn", "--bs", "1", "--backend", "onnxruntime", "--workers", "2", "--data", str(data),
+        return ["run", "tinycnn", "--bs", "1", "--backend", "torch", "--workers", "2", "--data", str(data),
                 "--weights", str(tiny_weights), "--output", str(output), "--cache-dir", str(tmp_path / "cache")]
 
-    # The same model and data run in this process, uninterrupted, with tinycnn's own preprocess.
-    reference = run(tiny_registry, RunOptions(model="tinycnn", backend="onnxruntime", batch_size=1, data=data,
+    # The same model and data, run in this process, uninterrupted, at tinycnn's own speed.
+    reference = run(tiny_registry, RunOptions(model="tinycnn", backend="torch", batch_size=1, data=data,
                                               weights=tiny_weights, output=tmp_path / "reference",
                                               cache_dir=tmp_path / "cache", workers=0, quiet=True))
 
