@@ -43,6 +43,8 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
     cache = Cache(cache_dir)
     settings = settings or BackendSettings(workdir=output)
+    for backend in chosen:
+        backend.check_paths(settings, cache.root)  # before anything is exported or compiled
     rows = []
     for backend in chosen:
         artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True)

@@ -85,6 +85,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     settings = BackendSettings(workdir=output, device=opts.device, soc_version=opts.soc_version,
                                dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
                                precision=opts.precision)
+    backend.check_paths(settings, cache.root)  # before minutes of export and compile
     results = ResultLog(output, {
         "model": manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
         "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,

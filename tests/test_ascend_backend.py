@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
 from tests.conftest import predicted_classes, run_cli
 
 pytestmark = pytest.mark.slow
@@ -61,7 +60,7 @@ def reference(tmp_path_factory, dataset_dir, spread_checkpoint, cache_dir) -> tu
 
 
 @pytest.fixture
-def lvvit(tmp_path, dataset_dir, spread_checkpoint, cache_dir, fake_ascend):  # noqa: F811
+def lvvit(tmp_path, dataset_dir, spread_checkpoint, cache_dir, fake_ascend):
     def run(name: str, *extra: str, **switches: str):
         return run_lvvit(tmp_path / name, dataset_dir, spread_checkpoint, cache_dir, *extra,
                          env=switches)
@@ -149,7 +148,7 @@ def lvvit_artifacts(spread_checkpoint: Path, cache_dir: Path):
                      variant="ascend")
 
 
-def test_static_om_atc_command_line(fake_ascend, spread_checkpoint, cache_dir) -> None:  # noqa: F811
+def test_static_om_atc_command_line(fake_ascend, spread_checkpoint, cache_dir) -> None:
     from ais_bench.om_file import read_om
 
     from modelzoo.backends.ascend.atc import compile_om
@@ -166,7 +165,7 @@ def test_static_om_atc_command_line(fake_ascend, spread_checkpoint, cache_dir) -
 
 
 @pytest.mark.parametrize("devices", ["0", "0,1"])
-def test_bench_reports_the_chips_own_figures(fake_ascend, spread_checkpoint, cache_dir, tmp_path, devices) -> None:  # noqa: F811
+def test_bench_reports_the_chips_own_figures(fake_ascend, spread_checkpoint, cache_dir, tmp_path, devices) -> None:
     """`modelzoo bench --backend ascend`: the seed's table from ais_bench's pure-inference mode."""
     import json
 
@@ -203,7 +202,7 @@ def test_available_only_with_the_whole_toolchain(tmp_path, monkeypatch) -> None:
     assert reason is not None and "PATH" not in reason and "ais_bench" in reason
 
 
-def test_available_with_fakes_and_versions(fake_ascend) -> None:  # noqa: F811
+def test_available_with_fakes_and_versions(fake_ascend) -> None:
     from modelzoo.backends.ascend.backend import AscendBackend, _io_mode
 
     backend = AscendBackend()

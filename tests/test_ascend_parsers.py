@@ -21,7 +21,6 @@ from modelzoo.backends.ascend.npu_smi import choose_soc, parse_npu_smi, read_chi
 from modelzoo.backends.ascend.tools import parse_devices
 from modelzoo.errors import UserError
 from modelzoo.manifest import load_manifest
-from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
 from modelzoo.testing.fake_ascend.npu_smi_variants import (
     EXPECTED_PARSE,
     NPU_SMI_VARIANTS,
@@ -124,7 +123,7 @@ def test_choose_soc_errors() -> None:
     assert choose_soc(parse_npu_smi(NPU_SMI_VARIANTS["910B2Cx2"]), [5]) == "Ascend910B2C"
 
 
-def test_read_chips_runs_npu_smi(fake_ascend, monkeypatch) -> None:  # noqa: F811
+def test_read_chips_runs_npu_smi(fake_ascend, monkeypatch) -> None:
     monkeypatch.setenv("MODELZOO_FAKE_NPU_SMI", "large_npu_ids")
     chips, version = read_chips()
     assert [c.npu_id for c in chips] == [32896, 32897]
@@ -303,7 +302,7 @@ def test_atc_failure_without_a_code_is_one_line() -> None:
                        "see the ATC log under ~/ascend/log")
 
 
-def test_atc_output_format_assumptions_hold_for_the_fake(fake_ascend, tmp_path: Path) -> None:  # noqa: F811
+def test_atc_output_format_assumptions_hold_for_the_fake(fake_ascend, tmp_path: Path) -> None:
     """A failing atc on PATH gives a block that atc_failure turns into `atc failed (E10001)`."""
     import subprocess
 

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,6 @@ ort = pytest.importorskip("onnxruntime")
 
 from modelzoo.testing.fake_ascend import PYTHON_DIR, install  # noqa: E402
 from modelzoo.testing.fake_ascend.atc_errors import FAILED_LINE  # noqa: E402
-from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: E402,F401
 from modelzoo.testing.fake_ascend.npu_smi_variants import (  # noqa: E402
     DEFAULT_VARIANT,
     EXPECTED_M_PARSE,
@@ -93,7 +93,7 @@ def samples(directory: Path, count: int, suffix: str = ".bin") -> list[np.ndarra
 
 
 @pytest.fixture
-def work(tmp_path: Path, fake_ascend) -> Path:  # noqa: F811
+def work(tmp_path: Path, fake_ascend) -> Path:
     """A directory holding tiny.onnx and tiny_bs4.om (static batch 4)."""
     tiny_onnx(tmp_path / "tiny.onnx")
     convert(tmp_path, tmp_path / "tiny.onnx", "tiny_bs4", "--input_shape=image:4,3,4,4")
@@ -113,7 +113,7 @@ def test_install_writes_launchers_for_this_interpreter(tmp_path: Path) -> None:
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(PYTHON_DIR)
 
 
-def test_fixture_puts_the_fakes_first(fake_ascend) -> None:  # noqa: F811
+def test_fixture_puts_the_fakes_first(fake_ascend) -> None:
     import shutil
 
     import ais_bench
@@ -255,7 +255,7 @@ def parse_m(text: str) -> list[tuple[int, int, int, str]]:
 
 
 @pytest.mark.parametrize("variant", sorted(NPU_SMI_VARIANTS))
-def test_npu_smi_prints_each_variant_and_its_chip_map(fake_ascend, tmp_path: Path,  # noqa: F811
+def test_npu_smi_prints_each_variant_and_its_chip_map(fake_ascend, tmp_path: Path,
                                                       variant: str) -> None:
     info = run(["npu-smi", "info"], tmp_path, MODELZOO_FAKE_NPU_SMI=variant)
     mapping = run(["npu-smi", "info", "-m"], tmp_path, MODELZOO_FAKE_NPU_SMI=variant)
@@ -266,7 +266,7 @@ def test_npu_smi_prints_each_variant_and_its_chip_map(fake_ascend, tmp_path: Pat
     assert mapping.stdout.startswith("\tNPU ID ")
 
 
-def test_npu_smi_default_is_the_reference_table(fake_ascend, tmp_path: Path) -> None:  # noqa: F811
+def test_npu_smi_default_is_the_reference_table(fake_ascend, tmp_path: Path) -> None:
     info = run(["npu-smi", "info"], tmp_path)
     assert info.stdout == NPU_SMI_VARIANTS[DEFAULT_VARIANT]
     assert "| 0       0         | 0000:82:00.0    | 0            1074 / 21534" in info.stdout
@@ -499,3 +499,147 @@ def test_infer_session_dymbatch_and_switches(work: Path, monkeypatch: pytest.Mon
     with pytest.raises(RuntimeError):
         crashing.infer([np.zeros((4, 3, 4, 4), np.float32)])
     InferSession.finalize()
+
+
+# ---------------------------------------------------------------- the current front end's path rules
+
+
+def _loosen(path: Path, mode: int) -> Path:
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize("prepare, args, refusal, rule", [
+    (lambda w: _loosen(w / "tiny_bs4.om", 0o664), ["-m", "tiny_bs4.om"],
+     "argument --model/-m: om path:tiny_bs4.om is illegal. Please check.",
+     "is group writable, or is others writable, as import file(or directory), permission should "
+     "not be over 0o755(rwxr-xr-x)"),
+    (lambda w: (w / "link.om").symlink_to(w / "tiny_bs4.om"), ["-m", "link.om"],
+     "argument --model/-m: om path:link.om is illegal. Please check.",
+     "is a soft link, not supported, please import file(or directory) directly"),
+    (lambda w: (w / "tiny.onnx"), ["-m", "tiny.onnx"],
+     "argument --model/-m: om path:tiny.onnx is illegal. Please check.", "file type not in ['om']"),
+    (lambda w: _loosen(samples(w / "in", 4) and w / "in", 0o775), ["-m", "tiny_bs4.om", "-i", "in"],
+     "argument --input/-i: input path:in is illegal. Please check.",
+     "as import file(or directory), permission should not be over 0o755(rwxr-xr-x)"),
+    (lambda w: (w / "out").mkdir(mode=0o755), ["-m", "tiny_bs4.om", "-o", "out"],
+     "argument --output/-o: output path:out is illegal. Please check.",
+     "is group writable, or is others writable, as export file(or directory), permission should "
+     "not be over 0o750(rwxr-x---)"),
+    (lambda w: (w / "a b").mkdir(), ["-m", "tiny_bs4.om", "-o", "a b"],
+     "argument --output/-o: output path string is illegal. Please check.",
+     "path contains illegal char, legal chars include A-Z a-z 0-9 _ - / ."),
+    (lambda w: (w / "file").write_text(""), ["-m", "tiny_bs4.om", "-o", "file"],
+     "argument --output/-o: output path is not a directory", None),
+    (lambda w: None, ["-m", "tiny_bs4.om", "-o", "r", "--output_dirname", "x" * 256],
+     "argument --output_dirname: output path string is illegal. Please check.",
+     "file base name length out of range (255), please check the file(or directory) path"),
+    (lambda w: None, ["-m", "tiny_bs4.om", "--loop", "100001"],
+     "argument --loop/-l: 100001 is an invalid loop size value", None),
+])
+def test_ais_bench_refuses_paths_like_the_current_front_end(work: Path, prepare, args, refusal,
+                                                            rule) -> None:
+    prepare(work)
+    result = ais_bench(work, *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: __main__.py [-h] --model MODEL")
+    assert result.stderr.splitlines()[-1] == f"__main__.py: error: {refusal}"
+    errors = [ln for ln in result.stdout.splitlines() if ln.startswith("[ERROR]")]
+    if rule is not None:
+        assert len(errors) == 1 and rule in errors[0], result.stdout
+    # The security rules point to their FAQ chapter; the file type check does not.
+    solution = "[\033[1;32mSOLUTION\033[0m] visit" in result.stdout
+    assert solution == (rule is not None and "file type" not in rule)
+    assert "load model" not in result.stdout  # refused before anything ran
+
+
+def test_ais_bench_checks_output_dirname_against_the_working_folder(work: Path) -> None:
+    spaced = work / "my dir"
+    spaced.mkdir()
+    result = ais_bench(spaced, "-m", str(work / "tiny_bs4.om"), "-o", str(work / "r"),
+                       "--output_dirname", "sub")
+    assert result.returncode == 2
+    assert "argument --output_dirname: output path string is illegal" in result.stderr
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_ais_bench_writes_0750_folders_and_0640_files(work: Path, umask: int) -> None:
+    samples(work / "in", 4)
+    previous = os.umask(umask)
+    try:
+        result = ais_bench(work, "-m", "tiny_bs4.om", "-i", "in", "-o", "r/deep",
+                           "--output_dirname", "sub")
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stdout + result.stderr
+    modes = {p.relative_to(work).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in [work / "r", work / "r/deep", work / "r/deep/sub",
+                       work / "r/deep/sub_summary.json", *(work / "r/deep/sub").iterdir()]}
+    assert modes == {"r": 0o750, "r/deep": 0o750, "r/deep/sub": 0o750,
+                     "r/deep/sub_summary.json": 0o640,
+                     **{f"r/deep/sub/img_{i}_0.bin": 0o640 for i in range(1, 5)}}
+
+
+def test_ais_bench_run_time_checks_end_with_a_traceback(work: Path) -> None:
+    samples(work / "in", 4)
+    (work / "r" / "sub").mkdir(parents=True)
+    (work / "r").chmod(0o750)
+    (work / "r" / "sub").chmod(0o770)  # an existing result folder is checked as something read
+    loose = ais_bench(work, "-m", "tiny_bs4.om", "-i", "in", "-o", "r", "--output_dirname", "sub")
+    assert loose.returncode == 1
+    assert loose.stderr.splitlines()[-1] == ("ValueError: The path:r/sub is illegal. "
+                                             "Please check the error log for more detail.")
+    assert f"The file {work}/r/sub is group writable" in loose.stdout
+    (work / "in" / "img_4.bin").rename(work / "img_4.bin")
+    (work / "in" / "img_4.bin").symlink_to(work / "img_4.bin")
+    linked = ais_bench(work, "-m", "tiny_bs4.om", "-i", "in", "-o", "t")
+    assert linked.returncode == 1
+    # Every entry of an input folder is checked as something read: no links.
+    assert linked.stderr.splitlines()[-1] == "RuntimeError: input data:in/img_4.bin is illegal"
+    assert f"[ERROR] path :{work}/in/img_4.bin is a soft link" in linked.stdout
+    (work / "img_4.bin").rename(work / "in" / "img_4.bin")
+    (work / "in" / "img_2.bin").chmod(0o664)  # nor files others could write
+    loose_file = ais_bench(work, "-m", "tiny_bs4.om", "-i", "in", "-o", "t")
+    assert loose_file.returncode == 1
+    assert loose_file.stderr.splitlines()[-1] == "RuntimeError: input data:in/img_2.bin is illegal"
+    limit = ais_bench(work, "-m", "tiny_bs4.om", "--batchsize", "4097")
+    assert limit.returncode == 1
+    assert limit.stderr.splitlines()[-1] == "ValueError: --batchsize: 4097 is over 4096"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_ais_bench_refuses_a_path_of_another_user(work: Path) -> None:
+    (work / "out").mkdir(mode=0o750)
+    os.chown(work / "out", 4242, 4242)
+    result = ais_bench(work, "-m", "tiny_bs4.om", "-o", "out")
+    assert result.returncode == 2
+    assert f"current user isn't path:{work}/out's owner or ownergroup" in result.stdout
+
+
+def test_infer_session_vets_the_model_path_in_the_current_api_only(
+        work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (work / "a b").mkdir()
+    (work / "tiny_bs4.om").rename(work / "a b" / "tiny_bs4.om")
+    spaced = str(work / "a b" / "tiny_bs4.om")
+    from ais_bench.infer.interface import InferSession
+
+    with pytest.raises(ValueError, match="The path string is illegal"):
+        InferSession(0, spaced)
+    monkeypatch.setenv("MODELZOO_FAKE_AIS_API", "old")  # June 2023: no checks at all
+    from ais_bench.infer.interface import InferSession as OldInferSession
+
+    OldInferSession(0, spaced).finalize()
+
+
+def test_old_api_finalize_before_another_release_is_recorded(work: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELZOO_FAKE_AIS_API", "old")
+    from ais_bench.backend import RUNTIME
+    from ais_bench.infer.interface import InferSession
+
+    first = InferSession(0, str(work / "tiny_bs4.om"))
+    second = InferSession(1, str(work / "tiny_bs4.om"))
+    second.finalize()  # unloads model 2, resets both devices, finalizes ACL
+    del first  # model 1 is released only now, after ACL is gone: that fails
+    assert RUNTIME.events == [("load", 1, 0), ("load", 2, 1), ("unload", 2), ("finalize",)]
+    assert RUNTIME.late_releases == [1]

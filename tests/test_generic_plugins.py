@@ -28,7 +28,6 @@ from modelzoo.bench import bench
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
-from modelzoo.testing.fake_ascend.fixture import fake_ascend  # noqa: F401
 from modelzoo.testing.mock import MockRunner
 from modelzoo.weights import fetch_weights
 from modelzoo.zoo_ci import run_ci
@@ -224,7 +223,7 @@ def test_a_partial_run_resumes_to_the_same_report(registry, weights, cache, tmp_
 @pytest.mark.parametrize("io", ["files", "stream"])
 @pytest.mark.parametrize("name", PLUGINS)
 def test_the_fake_ascend_toolchain_gives_the_torch_models_records(registry, weights, cache, expected, tmp_path,
-                                                                 caplog, fake_ascend, name, io):  # noqa: F811
+                                                                 caplog, fake_ascend, name, io):
     caplog.set_level(logging.INFO, logger="modelzoo")
     report = run_model(registry, weights, cache, name, tmp_path, backend="ascend", io=io)
     assert report["backend"] == "ascend"
@@ -280,7 +279,7 @@ class ArgmaxTask(text_task.TextClassification):
 
 
 def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weights, cache, expected, tmp_path,
-                                                                          monkeypatch, fake_ascend):  # noqa: F811
+                                                                          monkeypatch, fake_ascend):
     """Output i is read from `<key>_<i>.bin` with its own dtype; after a crash only the samples
     without every result are sent again."""
     manifest = tmp_path / "plugin.toml"

@@ -97,6 +97,11 @@ class Backend:
         """Versions of the libraries or tools this backend runs on, for reports and cache keys."""
         return {}
 
+    def check_paths(self, settings: BackendSettings, cache_dir: Path) -> None:
+        """Raise a one-line UserError for an output or cache folder this backend's tools would
+        refuse. The runner calls it before exporting anything, so a bad path costs no minutes of
+        export and compile; the default accepts every path."""
+
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         raise NotImplementedError
 

@@ -13,8 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.errors import UserError
+from modelzoo.registry import Registry
 from modelzoo.zoo_ci.checks import check_model
 from modelzoo.zoo_ci.discovery import MANIFEST_NAME, discover, find_manifests
 from modelzoo.zoo_ci.reports import print_summary, write_results
@@ -52,6 +54,7 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
             raise UserError(f"no model plugins found under {', '.join(map(str, paths)) or 'the installed plugins'}; "
                             f"pass directories that hold {MANIFEST_NAME} files")
         log.info("found %d models: %s", len(results), ", ".join(results))
+        _check_paths(registry, output, cache)
         for report in map(read_report, measured):
             if report["model"] in results:
                 results[report["model"]].measured = report
@@ -62,3 +65,14 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
     write_results(results, output, list(paths), time.perf_counter() - started)
     print_summary(results, output)
     return 0 if all(r.passed for r in results.values()) else 1
+
+
+def _check_paths(registry: Registry | str, output: Path, cache: Cache) -> None:
+    """The smoke runs' backend refuses a bad output or cache path now, before any model exports."""
+    if isinstance(registry, str):  # no registry: the smoke checks report why
+        return
+    try:
+        backend = registry.backend("auto")
+    except UserError:
+        return  # no backend here: the smoke checks report it, model by model
+    backend.check_paths(BackendSettings(workdir=output), cache.root)

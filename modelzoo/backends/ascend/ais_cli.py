@@ -15,6 +15,10 @@ share, all devices at once (as ModelZoo's scripts do: preprocess everything, the
 That needs disk for the whole input set (602 KB per 224x224 image) but loads the model once.
 A rerun only sends the images without a result from the same .om and the same input bytes, so
 an interrupted run resumes; results of another .om are cleared first.
+
+ais_bench vets every path it is given (paths.py): the folders here are made 0750 and the input
+files 0640 whatever the umask, every path is absolute and resolved, and ais_bench runs in
+`ascend/` because it checks --output_dirname as a path relative to its working folder.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from modelzoo.backends.ascend.ais_parse import (
     parse_console,
     parse_summary_json,
 )
+from modelzoo.backends.ascend.paths import resolved, secure_dir, secure_file
 from modelzoo.backends.ascend.tools import run_tool
 from modelzoo.backends.base import BackendSettings, Batch, Session
 from modelzoo.errors import UserError
@@ -51,6 +56,8 @@ log = logging.getLogger(__name__)
 # ais_bench names results `<stem of the first input's file>_<output index>.<outfmt>`.
 RESULT_FILE = re.compile(r"(.+)_([0-9]+)\.bin")
 STATE_FILE = "state.json"  # the .om and the digest of every input the results come from
+LEGAL_NAME = re.compile(r"[_A-Za-z0-9.-]+")
+AIS_LOOP_MAX = 100000  # ais_bench's --loop limit (args_check.py)
 
 
 def ais_bench_command(om: Path, batch_size: int, dynamic: bool, device: str,
@@ -78,6 +85,12 @@ def ais_failure(what: str, report: ConsoleReport, output: str, returncode: int,
         chip, model = report.soc_mismatch
         return UserError(f"{what}: the .om was compiled for {model} but the chip is {chip}; "
                          f"rerun with --soc-version {chip} to recompile it")
+    if report.refused is not None:
+        # Its front end refused an argument before running: argparse's line names the argument,
+        # the [ERROR] line before it says which rule the path broke.
+        why = f" ({report.errors[-1]})" if report.errors else ""
+        see = f"; its console is in {log_path}" if log_path else ""
+        return UserError(f"{what} was refused (exit {returncode}): {report.refused}{why}{see}")
     if report.errors:
         reason = report.errors[-1]
     else:
@@ -98,7 +111,7 @@ class AisFilesSession(Session):
         self.dynamic = dynamic
         self.devices = devices
         self.keep_files = settings.keep_files
-        self.root = Path(settings.workdir) / "ascend"
+        self.root = resolved(settings.workdir) / "ascend"
         self.input_root = self.root / "input"
         self.output_root = self.root / "output"
         self.input_names = [t.name for t in manifest.inputs]
@@ -130,11 +143,14 @@ class AisFilesSession(Session):
                 for stale in existing.pop(name, {}).values():
                     stale.unlink(missing_ok=True)
                 device = self.devices[sent % len(self.devices)]  # round robin over devices
+                if not shares[device]:
+                    for folder in (self.input_root / f"device{device}", *self._input_dirs(device)):
+                        secure_dir(folder)
                 for folder, row in zip(self._input_dirs(device), rows):
-                    write_bin(row, folder, name)
+                    secure_file(write_bin(row, folder, _legal_name(name)))
                 shares[device] += 1
                 sent += 1
-        atomic_write_json(self.root / STATE_FILE, {"om": self.om.name, "inputs": digests})
+        atomic_write_json(secure_dir(self.root) / STATE_FILE, {"om": self.om.name, "inputs": digests})
         total = sum(len(names) for names in order)
         log.info("ascend: %d of %d images already have results in %s; sending %d", total - sent,
                  total, self.output_root, sent)
@@ -193,7 +209,10 @@ class AisFilesSession(Session):
     def _infer(self, devices: list[int]) -> None:
         """One ais_bench process per device, all at once; wait for every one, then report."""
         running: list[tuple[int, subprocess.Popen, Path]] = []
-        self.output_root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.input_root, self.output_root,
+                       *(self.output_root / f"device{d}" for d in devices)):
+            if folder.exists() or folder == self.output_root:
+                secure_dir(folder)  # also what an older run or another umask left
         try:
             for device in devices:
                 cmd = ais_bench_command(self.om, self.batch_size, self.dynamic, str(device),
@@ -201,7 +220,8 @@ class AisFilesSession(Session):
                 log_path = self.root / f"ais_bench-device{device}.log"
                 log.info("running: %s", shlex.join(cmd))
                 with open(log_path, "w") as console:
-                    process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT)
+                    process = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT,
+                                               cwd=self.root)
                 running.append((device, process, log_path))
         except OSError as exc:
             raise UserError(f"cannot start ais_bench: {exc.strerror or exc}; check the "
@@ -238,6 +258,14 @@ class AisFilesSession(Session):
         return sum(rates) if rates else None
 
 
+def _legal_name(name: str) -> str:
+    """ais_bench reads an input file only when its path passes the same rules as the folders."""
+    if not LEGAL_NAME.fullmatch(name):
+        raise UserError(f"image {name!r} would be written as an input file ais_bench refuses (it "
+                        "allows only A-Z a-z 0-9 _ - . in names); rename the image or use --io stream")
+    return name
+
+
 @dataclass(frozen=True)
 class _ResultFormat:
     name: str
@@ -263,8 +291,9 @@ def _digest(rows: list[np.ndarray]) -> str:
 def pure_inference(om: Path, batch_size: int, dynamic: bool, devices: list[int], loop: int,
                    soc_version: str) -> dict:
     """`python3 -m ais_bench --model M --loop N` on all-zero input: the chip's own figures."""
-    if loop < 1:
-        raise UserError(f"--loop must be at least 1, got {loop}")
+    if not 1 <= loop <= AIS_LOOP_MAX:
+        raise UserError(f"--loop {loop} is outside 1..{AIS_LOOP_MAX}, the range ais_bench takes; "
+                        "pass a count in it")
     device = ",".join(str(d) for d in devices)
     cmd = ais_bench_command(om, batch_size, dynamic, device, loop=loop)
     result = run_tool(cmd, "ais_bench", None, hint="install the aclruntime and ais_bench wheels")

@@ -6,6 +6,8 @@ Formats (ascend-tools.md):
     [INFO] throughput 1000*batchsize.mean(64)/NPU_compute_time.mean(13.47): 4749.03
     [INFO] summary throughput:9498.06                                (multi-device)
     [ACL ERROR] EE1001: ... supported socVersion=Ascend910B2, but the model socVersion=Ascend910B
+    usage: __main__.py [-h] --model MODEL ...                       (a refused argument, exit 2:
+    __main__.py: error: argument --output/-o: output path:... is illegal. Please check.   stderr)
 Every parser here returns what it found or raises a one-line UserError; nothing else escapes.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ _THROUGHPUT = re.compile(
 _SUMMARY_THROUGHPUT = re.compile(rf"summary throughput:\s*({_NUM})")
 _SOC_MISMATCH = re.compile(r"supported socVersion=([A-Za-z0-9_]+).*?model socVersion=([A-Za-z0-9_]+)")
 _ERROR = re.compile(r"^\s*\[(?:ERROR|ACL ERROR)\]\s*(.+)$")
+_USAGE_ERROR = re.compile(r"^\S+: error: (.+)$")  # argparse's last line, after its usage text
 
 
 @dataclass
@@ -40,6 +43,7 @@ class ConsoleReport:
     summary_throughput: float | None = None  # multi-device total
     soc_mismatch: tuple[str, str] | None = None  # (chip's soc, model's soc)
     errors: list[str] = field(default_factory=list)  # [ERROR] / [ACL ERROR] messages
+    refused: str | None = None  # argparse's message when an argument was refused (exit 2)
 
     @property
     def fps(self) -> float | None:
@@ -52,7 +56,11 @@ class ConsoleReport:
 def parse_console(text: str) -> ConsoleReport:
     """Scan ais_bench's stdout/stderr; unknown lines are skipped, so this never raises."""
     report = ConsoleReport()
+    usage = False
     for line in text.splitlines():
+        usage = usage or line.startswith("usage: ")
+        if usage and (m := _USAGE_ERROR.match(line)) is not None:
+            report.refused = m.group(1).strip()
         if (m := _COMPUTE.search(line)) is not None:
             stats = {_stat_key(k): float(v) for k, v in _STAT.findall(m.group(1))}
             if "mean" in stats:

@@ -1,8 +1,9 @@
 """In-process inference through ais_bench's `InferSession` (--io stream): no files at all.
 
 Both API generations are driven: the current one (`summary().exec_time_list` of (start, end)
-pairs, `reset_summaryinfo()`, `free_resource()`) and the June 2023 one (`sumary()` as a list of
-ms, `reset_sumaryinfo()`, no `free_resource()`). Several devices get one session each and the
+pairs, `reset_summaryinfo()`, `free_resource()`, class `finalize()`) and the June 2023 one
+(`sumary()` as a list of ms, `reset_sumaryinfo()`, no `free_resource()`: a model is released when
+its session object goes, or by that session's `finalize()`, which also finalizes ACL). Several devices get one session each and the
 batches go round robin; the results come back in batch order, so they merge by name as usual.
 """
 from __future__ import annotations
@@ -125,11 +126,22 @@ class AisStreamSession(Session):
             self.fps = self._fps()  # the timings go with the sessions
         except UserError as exc:
             log.warning("%s", exc)
-        for session in self.sessions:
+        # finalize() resets every device and finalizes ACL, so every model must be released
+        # before it: a model released afterwards fails. The current API releases one with
+        # free_resource(); the June 2023 one only when its session object is destroyed (or in
+        # its own finalize()), so those are dropped here, the last one left to finalize.
+        others, self.sessions = self.sessions, []
+        last = others.pop() if others else None
+        while others:
+            session = others.pop()
             if hasattr(session, "free_resource"):
                 _quietly(session.free_resource)
-        if self.sessions and hasattr(self.sessions[-1], "finalize"):
-            _quietly(self.sessions[-1].finalize)  # once: it releases every device of the process
+            del session  # the last reference: the June 2023 build unloads the model now
+        if last is not None:
+            if hasattr(last, "free_resource"):
+                _quietly(last.free_resource)
+            if hasattr(last, "finalize"):
+                _quietly(last.finalize)  # once: it releases every device of the process
 
 
 def _summary(session: Any) -> Any:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelzoo.backends.ascend.paths import FILE_MODE
 from modelzoo.backends.ascend.tools import run_tool
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
@@ -103,6 +104,7 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
                 raise UserError(f"atc reported success but wrote no {prefix}*.om; rerun with "
                                 "--debug and check the ATC log under ~/ascend/log")
             os.replace(found[0], tmp)
+            tmp.chmod(FILE_MODE)  # ais_bench refuses a group-writable .om (umask 002)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelzoo.backends.ascend import npu_smi
+from modelzoo.backends.ascend import npu_smi, paths
 from modelzoo.backends.ascend.ais_cli import AisFilesSession, pure_inference
 from modelzoo.backends.ascend.ais_session import AisStreamSession
 from modelzoo.backends.ascend.atc import compile_om
@@ -80,13 +80,19 @@ class AscendBackend(Backend):
             self._chips, self._npu_smi_version = npu_smi.read_chips()
         return self._chips
 
+    def check_paths(self, settings: BackendSettings, cache_dir: Path) -> None:
+        """ais_bench's path rules, applied to the run's output folder and the .om cache."""
+        paths.check_paths(settings.workdir, cache_dir)
+
     def compile(self, artifacts: Artifacts, batch_size: int,
                 settings: BackendSettings) -> tuple[Path, list[int], tuple[int, ...] | None, str]:
-        """(.om, devices, batch gears or None, soc_version) for a run."""
+        """(.om, devices, batch gears or None, soc_version) for a run; the .om's path resolved
+        and its mode one that ais_bench accepts (a cached one may come from an older run)."""
         devices = parse_devices(settings.device)
         gears = _gears(batch_size, settings.dynamic_batch)
         soc = self.soc_version(settings, devices)
-        return compile_om(artifacts, batch_size, soc, gears), devices, gears, soc
+        om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears)))
+        return om, devices, gears, soc
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         io = _io_mode(settings.io)

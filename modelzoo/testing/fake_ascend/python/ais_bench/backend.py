@@ -20,6 +20,7 @@ SOC_ENV = "MODELZOO_FAKE_AIS_SOC"
 CRASH_ENV = "MODELZOO_FAKE_AIS_CRASH_AFTER"
 # What the real pybind layer raises for any failed ACL call: GetError(APP_ERR_ACL_FAILURE).
 ACL_FAILURE = "[-1][ACL: general failure] "
+ACL_CONTEXT_ERROR = 107002  # ACL_ERROR_INVALID_CONTEXT
 
 BASE_MS = 2.0
 PER_SAMPLE_MS = 0.25
@@ -83,11 +84,16 @@ class Summary:
 
 
 class _Runtime:
-    """Process-wide ACL state: which devices are open, which model id comes next."""
+    """Process-wide ACL state: which devices are open, which model id comes next, and the order
+    in which models were loaded and released and ACL finalized (for tests to read)."""
 
     def __init__(self) -> None:
         self.devices: list[int] = []
         self.model_ids = 0
+        self.generation = 0  # one per ACL initialisation: finalize() ends it
+        # ("load", model id, device) / ("unload", model id) / ("finalize",), in order.
+        self.events: list[tuple] = []
+        self.late_releases: list[int] = []  # models released after ACL was finalized
 
     def open(self, device_id: int) -> None:
         if not self.devices:
@@ -98,6 +104,7 @@ class _Runtime:
             console.info("create new context")
 
     def finalize(self) -> None:
+        """Reset every device and finalize ACL: models still loaded are gone with them."""
         if not self.devices:
             return
         for device_id in self.devices:
@@ -105,6 +112,8 @@ class _Runtime:
         console.info("end to finalize acl")
         self.devices.clear()
         self.model_ids = 0  # a new ACL session numbers its models from 1 again
+        self.generation += 1
+        self.events.append(("finalize",))
 
 
 RUNTIME = _Runtime()
@@ -116,11 +125,14 @@ class Session:
     def __init__(self, model_path: str, device_id: int, options: SessionOptions) -> None:
         self._options = options
         self.device_id = device_id
-        self.freed = False
+        self.loaded = False
         RUNTIME.open(device_id)
         self.manifest, onnx_bytes = self._load(model_path)
         RUNTIME.model_ids += 1
         self.model_id = RUNTIME.model_ids
+        self.generation = RUNTIME.generation
+        self.loaded = True
+        RUNTIME.events.append(("load", self.model_id, device_id))
         console.info(f"load model {model_path} success")
         console.info("create model description success")
         self._ort = _ort_session(onnx_bytes, self.manifest.inputs)
@@ -239,9 +251,32 @@ class Session:
         return Summary(list(self.exec_time_list))
 
     def free_resource(self) -> None:
-        if not self.freed:
-            self.freed = True
-            console.info(f"unload model success, model Id is {self.model_id}")
+        """Unload the model (the current API's free_resource)."""
+        if not self.loaded:
+            return
+        self.loaded = False
+        if self.generation != RUNTIME.generation:
+            # ACL was finalized and the device reset under this model: setting its context fails.
+            RUNTIME.late_releases.append(self.model_id)
+            console.error(f"TensorContext::SetContext failed. ret={ACL_CONTEXT_ERROR}")
+            raise RuntimeError(ACL_FAILURE)
+        console.info(f"unload model success, model Id is {self.model_id}")
+        RUNTIME.events.append(("unload", self.model_id))
+
+    def finalize_with_model(self) -> None:
+        """The June 2023 instance finalize(): unload this model, then finalize ACL."""
+        try:
+            self.free_resource()
+        finally:
+            RUNTIME.finalize()
+
+    def __del__(self) -> None:
+        # The June 2023 API releases a model only here (or in finalize_with_model); a failure
+        # cannot be raised from a destructor, only logged, as the real one does.
+        try:
+            self.free_resource()
+        except Exception:  # noqa: BLE001 - recorded in RUNTIME.late_releases
+            pass
 
     @staticmethod
     def finalize() -> None:

@@ -1,15 +1,31 @@
 """ais_bench's command line: the same flags, short forms, defaults, types and checks.
 
 argparse keeps its defaults, so unambiguous prefixes (`--out` is not one, `--outfmt` is) work as
-in the real tool, and a bad value ends with argparse's usage error (exit 2).
+in the real tool, and a bad value ends with argparse's usage error (exit 2). The path arguments
+go through the current front end's path rules (path_check.py) while they are parsed, so a refused
+path is such an error too, after the `[ERROR]` line that names the rule. Limits on integers are
+checked after parsing, as a ValueError (exit 1 with a traceback), as the real __main__ does.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import re
 
 from ais_bench import console
+from ais_bench.infer.path_check import (
+    ACL_JSON_MAX_SIZE,
+    OM_MAX_SIZE,
+    READ,
+    WRITE,
+    OpenException,
+    PathInfo,
+)
+
+LOOP_MAX = 100000
+# What the real __main__ allows after parsing (utils.IntArgsMax).
+INT_ARGS_MAX = {"threads": 64, "warmup_count": 10000, "batchsize": 4096, "dym_batch": 4096,
+                "output_batchsize_axis": 8}
+_FLAGS = {"dym_batch": "dymBatch"}
 
 
 def str2bool(value: str | bool) -> bool:
@@ -52,16 +68,49 @@ def device_ids(value: str) -> int | list[int]:
     return ids if "," in value else ids[0]
 
 
+def loop_size(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value} contains special characters other than numbers.")
+    if not 0 < int(value) <= LOOP_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is an invalid loop size value")
+    return int(value)
+
+
+def _info(value: str, what: str) -> PathInfo:
+    try:
+        return PathInfo(value)
+    except OpenException:
+        raise argparse.ArgumentTypeError(f"{what} path string is illegal. Please check.") from None
+
+
 def om_path(value: str) -> str:
-    if not os.path.isfile(value):
+    info = _info(value, "om")
+    if not (info.legal(READ) and info.has_suffix("om") and info.size_within(OM_MAX_SIZE)):
         raise argparse.ArgumentTypeError(f"om path:{value} is illegal. Please check.")
     return value
 
 
 def input_paths(value: str) -> str:
     for path in value.split(","):
-        if not os.path.exists(path):
+        if not _info(path, "input").legal(READ):
             raise argparse.ArgumentTypeError(f"input path:{path} is illegal. Please check.")
+    return value
+
+
+def output_path(value: str) -> str:
+    """--output, and --output_dirname too: that one is checked against the working folder."""
+    info = _info(value, "output")
+    if info.exists and not info.is_dir:
+        raise argparse.ArgumentTypeError("output path is not a directory")
+    if not info.legal(WRITE):
+        raise argparse.ArgumentTypeError(f"output path:{value} is illegal. Please check.")
+    return value
+
+
+def acl_json_path(value: str) -> str:
+    info = _info(value, "acl json")
+    if not (info.legal(READ) and info.has_suffix("json") and info.size_within(ACL_JSON_MAX_SIZE)):
+        raise argparse.ArgumentTypeError(f"acl json path:{value} is illegal. Please check.")
     return value
 
 
@@ -82,10 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--model", "-m", type=om_path, required=True, help="The path of the om model")
     add("--input", "-i", type=input_paths, default=None, help="Input file or dir")
-    add("--output", "-o", default=None, help="Inference data output path")
-    add("--output_dirname", default=None, help="Actual output directory name")
+    add("--output", "-o", type=output_path, default=None, help="Inference data output path")
+    add("--output_dirname", type=output_path, default=None, help="Actual output directory name")
     add("--outfmt", default="BIN", choices=["NPY", "BIN", "TXT"], help="Output file format")
-    add("--loop", "-l", type=positive_int, default=1, help="The round of the PureInfer.")
+    add("--loop", "-l", type=loop_size, default=1, help="The round of the PureInfer.")
     add("--debug", type=str2bool, default=False, help="Debug switch,print model information")
     add("--device", "-d", type=device_ids, default=0, help="The NPU device ID to use")
     add("--dymBatch", dest="dym_batch", type=positive_int, default=0, help="Dynamic batch size")
@@ -99,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--pure_data_type", default="zero", choices=["zero", "random"])
     add("--profiler", type=str2bool, default=False)
     add("--dump", type=str2bool, default=False)
-    add("--acl_json_path", default=None)
+    add("--acl_json_path", type=acl_json_path, default=None)
     add("--output_batchsize_axis", type=nonnegative_int, default=0)
     add("--run_mode", default="array", choices=["array", "files", "tensor", "full"])
     add("--display_all_summary", type=str2bool, default=False)
@@ -116,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--divide_input", type=str2bool, default=False)
     add("--threads", type=positive_int, default=1)
     return p
+
+
+def check_int_limits(args: argparse.Namespace) -> None:
+    for name, limit in INT_ARGS_MAX.items():
+        value = getattr(args, name)
+        if value is not None and value > limit:
+            raise ValueError(f"--{_FLAGS.get(name, name)}: {value} is over {limit}")
 
 
 def check_rules(args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ais_bench import console
-from ais_bench.infer.args import build_parser, check_rules
+from ais_bench.infer.args import build_parser, check_int_limits, check_rules
 from ais_bench.infer.interface import NewInferSession
 from ais_bench.infer.io_operations import (
     PURE_INFER_FAKE_FILE,
@@ -24,6 +24,7 @@ from ais_bench.infer.io_operations import (
     files_in_dir,
     save_outputs,
 )
+from ais_bench.infer.path_check import READ, check_path, makedirs
 from ais_bench.infer.summary import Summary
 
 PROGRESS_LABELS = {"array": "Inference array Processing", "files": "Inference files Processing",
@@ -32,6 +33,7 @@ PROGRESS_LABELS = {"array": "Inference array Processing", "files": "Inference fi
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_int_limits(args)
     check_rules(args)
     if args.dym_shape_range is not None and args.dym_shape is None:
         raise RuntimeError("the fake ais_bench does not emulate --dymShape_range")
@@ -85,7 +87,10 @@ def output_prefix_for(args: argparse.Namespace, timestr: str, index: int,
     prefix = os.path.join(args.output, base)
     if device_list is not None and len(device_list) > 1:
         prefix = os.path.join(prefix, f"device{device_list[index]}_{index}")
-    os.makedirs(prefix, 0o750, exist_ok=True)
+    if os.path.exists(prefix):
+        check_path(prefix, READ, is_file=False)  # what an earlier run left must still pass
+    else:
+        makedirs(prefix)
     console.info(f"output path:{prefix}")
     return prefix
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ais_bench.backend import Session, SessionOptions, Summary, TensorDesc
+from ais_bench.infer.path_check import OM_MAX_SIZE, READ, check_path
 
 API_ENV = "MODELZOO_FAKE_AIS_API"
 MODES = ("static", "dymbatch", "dymhw", "dymdims", "dymshape")
@@ -104,7 +105,18 @@ class _InferSessionBase:
 
 
 class NewInferSession(_InferSessionBase):
-    """The current API (Ascend/tools 2024+, aclruntime)."""
+    """The current API (Ascend/tools 2024+, aclruntime): it vets its arguments before loading."""
+
+    def __init__(self, device_id: int, model_path: str, acl_json_path: str | None = None,
+                 debug: bool = False, loop: int = 1) -> None:
+        if not model_path:
+            raise RuntimeError("empty model path!")
+        check_path(model_path, READ, suffix="om", max_size=OM_MAX_SIZE)
+        if acl_json_path:
+            check_path(acl_json_path, READ, suffix="json")
+        if not isinstance(device_id, int):
+            raise TypeError(f"device:{device_id} is not a integer!")
+        super().__init__(device_id, model_path, acl_json_path, debug, loop)
 
     def infer(self, feeds: list[Any], mode: str = "static", custom_sizes: Any = 100000,
               out_array: bool = True) -> list[np.ndarray]:
@@ -191,7 +203,8 @@ class OldInferSession(_InferSessionBase):
         return OldTimeList(end - start for start, end in self.session.exec_time_list)
 
     def finalize(self) -> None:
-        Session.finalize()
+        """Unloads this session's model, then resets every device and finalizes ACL."""
+        self.session.finalize_with_model()
 
 
 def __getattr__(name: str) -> type:

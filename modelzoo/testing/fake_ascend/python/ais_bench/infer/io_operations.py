@@ -15,6 +15,7 @@ import numpy as np
 
 from ais_bench import console
 from ais_bench.backend import TensorDesc
+from ais_bench.infer.path_check import READ, PathInfo, open_checked
 from ais_bench.infer.summary import Summary
 
 PURE_INFER_FAKE_FILE = "pure_infer_data"
@@ -34,8 +35,14 @@ def files_in_dir(directory: str) -> list[str]:
     if not os.path.exists(directory):
         console.error(f"dir:{directory} not exist")
         raise RuntimeError()
-    files = [os.path.join(directory, f) for f in os.listdir(directory)
-             if f.endswith(INPUT_SUFFIXES)]
+    files = []
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        info = PathInfo(path)  # every entry, whatever its suffix, must pass the read rules
+        if not info.legal(READ):
+            raise RuntimeError(f"input data:{path} is illegal")
+        if not info.is_dir and name.endswith(INPUT_SUFFIXES):
+            files.append(path)
     if not files:
         console.error(f"{directory} of input args not find valid file,"
                       f"valid file format:[*.npy *.NPY *.bin *.BIN]")
@@ -47,7 +54,8 @@ def file_bytes(path: str) -> np.ndarray:
     """A file's content as ais_bench feeds it: an .npy array, or the raw bytes of anything else."""
     if path.endswith((".npy", ".NPY")):
         return np.load(path)
-    return np.fromfile(path, dtype=np.int8)
+    with open_checked(path, "rb") as f:
+        return np.frombuffer(f.read(), dtype=np.int8)
 
 
 def chunks(items: list[str], size: int, padding: str | None) -> list[list[str]]:
@@ -152,14 +160,15 @@ def save_outputs(outputs: list[np.ndarray], output_prefix: str, infiles: list[li
 
 
 def save_array(path: str, data: np.ndarray) -> None:
-    if path.endswith((".npy", ".NPY")):
-        np.save(path, data)
-    elif path.endswith((".txt", ".TXT")):
-        # Rows of the array reshaped to (-1, last_dim): each value '%f ' (or '%d ' for integers).
-        rows = data.reshape(-1, data.shape[-1]) if data.ndim else data.reshape(1, 1)
-        fmt = "%f " if rows.dtype.kind == "f" else "%d "
-        with open(path, "w") as f:
+    """Written with the path checks and the 0640 mode of the real tool's file writes."""
+    with open_checked(path, "wb") as f:
+        if path.endswith((".npy", ".NPY")):
+            np.save(f, data)
+        elif path.endswith((".txt", ".TXT")):
+            # Rows of the array reshaped to (-1, last_dim): each value '%f ' (or '%d ' for integers).
+            rows = data.reshape(-1, data.shape[-1]) if data.ndim else data.reshape(1, 1)
+            fmt = "%f " if rows.dtype.kind == "f" else "%d "
             for row in rows:
-                f.write("".join(fmt % value for value in row) + "\n")
-    else:
-        data.tofile(path)
+                f.write(("".join(fmt % value for value in row) + "\n").encode())
+        else:
+            f.write(np.ascontiguousarray(data).tobytes())

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ais_bench import console
+from ais_bench.infer.path_check import open_checked
 
 SCALE = 99  # the percentile ais_bench reports
 
@@ -111,5 +112,5 @@ class Summary:
         console.info("------------------------------------------------------")
 
         if output_prefix is not None:
-            with open(output_prefix + "_summary.json", "w") as f:
-                json.dump(self.infodict, f)
+            with open_checked(output_prefix + "_summary.json", "wb") as f:
+                f.write(json.dumps(self.infodict).encode())
