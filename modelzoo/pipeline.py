@@ -141,6 +141,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "backend": backend.name,
         "batch_size": opts.batch_size,
         "precision": opts.precision,
+        "model_source": opts.model_source,
         "images": len(records),
         "skipped": results.skipped,
         **{key: metrics.get(key) for key in task.report_keys},

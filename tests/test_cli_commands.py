@@ -114,6 +114,8 @@ def test_source_then_run_from_upstream_code_with_its_patch(tmp_path, tiny_data, 
     upstream = run(tmp_path / "upstream", "--model-source", "upstream", "--source-dir", str(checkout))
     assert upstream == {key: [9 - c for c in classes] for key, classes in builtin.items()}
     assert len({classes[0] for classes in builtin.values()}) > 1
+    sources = [json.loads((tmp_path / run / "report.json").read_text())["model_source"] for run in ("builtin", "upstream")]
+    assert sources == ["builtin", "upstream"]
 
 
 def test_bench_writes_its_figures_table_and_plot(tmp_path):
