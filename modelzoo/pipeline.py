@@ -156,6 +156,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "backend": backend.name,
         "batch_size": opts.batch_size,
         "precision": opts.precision,
+        "model_source": opts.model_source,
         "images": len(records),
         "skipped": results.skipped,
         **{key: metrics.get(key) for key in task.report_keys},
@@ -205,6 +206,7 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
                 first_result()
                 with plugin_code(entry.manifest.plugin, "postprocess"):
                     records = entry.task.postprocess(batch)
+                    json.dumps(records)  # records go into results.jsonl: JSON or the plugin's fault
                 results.add_batch(list(keys), records)
                 bar.update(len(keys))
                 inferred += len(keys)

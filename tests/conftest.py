@@ -128,6 +128,19 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
                           cwd=cwd, env=full_env, timeout=600)
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def install_plugin(site: Path, dist: str, entry: str) -> dict[str, str]:
+    """One more plugin installed: a dist-info in `site` whose entry point is `entry`; the environment
+    that sees it (the repository too, so that plugins may build on the test plugins)."""
+    info = site / f"{dist}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[modelzoo]\n{entry}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """The tiny test plugin's layout: DIR/pictures/*.png and DIR/classes.txt, seven pictures."""
