@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -134,7 +135,9 @@ def assert_same_as_reference(output: Path, reference: Path) -> None:
 def test_a_cluster_run_reports_what_a_local_run_does(cluster, tmp_path, tiny_registry, many_pictures,
                                                      tiny_weights, reference):
     cache = tmp_path / "driver-cache"
+    scratch = set(Path(tempfile.gettempdir()).glob("modelzoo-actor-*"))
     report = run(tiny_registry, options(many_pictures, tiny_weights, tmp_path / "out", cache, engine="ray"))
+    assert set(Path(tempfile.gettempdir()).glob("modelzoo-actor-*")) == scratch  # sessions closed, cleaned up
 
     assert_same_as_reference(tmp_path / "out", reference)
     assert len({r["top5"][0] for r in comparable(reference)[1].values()}) > 1  # predictions differ: not vacuous

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, replace
@@ -81,6 +82,7 @@ class SessionHost:
     def close(self) -> None:
         if self.session is not None:
             self.session.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _local(source: Any, scratch: Path) -> Any:
