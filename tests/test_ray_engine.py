@@ -57,11 +57,19 @@ def cluster(tmp_path_factory, tiny_site):
     def env(name: str, **extra: str) -> dict[str, str]:
         return {"PYTHONPATH": pythonpath, "MODELZOO_HOME": str(homes / name), DELAY_ENV: "0.3", **extra}
 
-    fake = install_fake_ascend(tmp_path_factory.mktemp("fake-ascend-bin"))
+    fake_bin = tmp_path_factory.mktemp("fake-ascend-bin")
+    fake = install_fake_ascend(fake_bin)
 
-    def add_npu_node(name: str):
-        return made.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"NPU": 2}, env_vars=env(
-            name, PATH=fake["PATH"], PYTHONPATH=os.pathsep.join([fake["PYTHONPATH"], pythonpath])))
+    def add_npu_node(name: str, npus: int = 2):
+        """A node with fake NPUs whose `atc` notes each run in HOME/atc-runs before it compiles."""
+        counting = homes / name / "bin"
+        counting.mkdir(parents=True)
+        (counting / "atc").write_text(f'#!/bin/sh\necho run >> "{homes / name / "atc-runs"}"\n'
+                                      f'exec "{fake_bin / "atc"}" "$@"\n')
+        (counting / "atc").chmod(0o755)
+        return made.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"NPU": npus}, env_vars=env(
+            name, PATH=os.pathsep.join([str(counting), fake["PATH"]]),
+            PYTHONPATH=os.pathsep.join([fake["PYTHONPATH"], pythonpath])))
 
     made = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False, "env_vars": env("head")})
@@ -177,17 +185,31 @@ def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(c
     assert len({r["label"] for r in comparable(tmp_path / "local")[1].values()}) > 1
 
 
-def test_ascend_runs_one_session_per_npu_on_the_npu_node_only(cluster, tmp_path, tiny_registry, many_pictures,
-                                                               tiny_weights, reference):
-    # The driver has no Ascend toolchain: only the NPU node checks and compiles for its chip.
-    report = run(tiny_registry, options(many_pictures, tiny_weights, tmp_path / "out", tmp_path / "cache",
-                                        engine="ray", backend="ascend"))
+def atc_runs(cluster, node: str) -> int:
+    runs = cluster.homes / node / "atc-runs"
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+def test_ascend_runs_one_session_per_npu_on_npu_nodes_and_compiles_once(cluster, tmp_path, tiny_registry,
+                                                                        many_pictures, tiny_weights, reference):
+    second = cluster.add_npu_node("npu-second", npus=1)
+    before = atc_runs(cluster, "npu") + atc_runs(cluster, "npu-second")
+    try:
+        # The driver has no Ascend toolchain: only the NPU nodes check the backend and compile.
+        report = run(tiny_registry, options(many_pictures, tiny_weights, tmp_path / "out", tmp_path / "cache",
+                                            engine="ray", backend="ascend"))
+    finally:
+        cluster.remove_node(second, allow_graceful=False)
+        wait_until_dead(second)  # the last test needs the first NPU node to be the only one
 
     assert report["backend"] == "ascend"
     assert predicted_classes(tmp_path / "out") == predicted_classes(reference)
-    [node] = report["cluster"]["nodes"]
-    assert node["actors"] == 2 and node["images"] == IMAGES
-    assert list((cluster.homes / "npu" / "cluster-cache").glob("tinycnn-ascend-*.om"))
+    nodes = report["cluster"]["nodes"]
+    assert sorted(n["actors"] for n in nodes) == [1, 2] and sum(n["images"] for n in nodes) == IMAGES
+    # One atc run in all: the first session built the .om, the other NPU node was sent it.
+    assert atc_runs(cluster, "npu") + atc_runs(cluster, "npu-second") - before == 1
+    [om] = (cluster.homes / "npu" / "cluster-cache").glob("tinycnn-ascend-*.om")
+    assert (cluster.homes / "npu-second" / "cluster-cache" / om.name).read_bytes() == om.read_bytes()
     assert not list((cluster.homes / "worker" / "cluster-cache").glob("*.om"))
 
 

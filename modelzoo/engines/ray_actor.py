@@ -18,7 +18,7 @@ from typing import Any
 
 from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.cache import Cache
-from modelzoo.engines.shipping import Shipment, ShippedArtifacts, node_cache
+from modelzoo.engines.shipping import SIDECARS, Shipment, ShippedArtifacts, node_cache
 from modelzoo.registry import ModelEntry
 from modelzoo.stream import Preprocessor, batches
 from modelzoo.tasks import Sample
@@ -57,10 +57,14 @@ class SessionHost:
             # The actors of one node open one at a time: the first builds what the node's chip needs
             # (an .om: atc is slow and memory-hungry), the others find it in the node's cache.
             fcntl.flock(lock, fcntl.LOCK_EX)
-            artifacts = ShippedArtifacts(self.entry, self.shipment, Cache(cache))
-            self.session = self.backend.open(artifacts, self.batch_size, settings)
+            store = Cache(cache)
+            self.session = self.backend.open(ShippedArtifacts(self.entry, self.shipment, store),
+                                             self.batch_size, settings)
+            # What this session built here (an .om), for the driver to ship to the other nodes.
+            built = {file: (cache / file).read_bytes() for name, reused in store.reused.items() if not reused
+                     for file in (name, *(name + suffix for suffix in SIDECARS)) if (cache / file).is_file()}
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                "int8_agreement": self.session.int8_agreement}
+                "int8_agreement": self.session.int8_agreement, "built": built}
 
     def infer(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
         """Preprocess and infer one batch of (key, source): its keys and outputs, the samples that

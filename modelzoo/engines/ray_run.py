@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -93,11 +93,12 @@ class ClusterInference:
         backend.prepare(artifacts, batch_size, settings)
         weights = artifacts.weights
         weights_ref = None if weights.random else self.ray.put(weights.path.read_bytes())
-        shipment = self.ray.put(pack(artifacts, weights_ref))
+        self.shipment = pack(artifacts, weights_ref)
+        self.shipment_ref = self.ray.put(self.shipment)
         host = self.ray.remote(max_concurrency=DEPTH)(SessionHost)
         self._start = lambda slot: host.options(
             scheduling_strategy=self._on(slot.node), max_restarts=0, **slot.options).remote(
-            entry, backend, shipment, settings, batch_size)
+            entry, backend, self.shipment_ref, settings, batch_size)
         slots = plan(cluster.nodes(), backend, actors_per_node)
         if not slots:
             raise UserError(f"no node of the Ray cluster offers {backend.accelerator or 'CPU'} for backend "
@@ -105,7 +106,10 @@ class ClusterInference:
         self.opening: dict[Any, Actor] = {}  # ObjectRef of `open` -> the actor it opens
         self.live: list[Actor] = []
         self.seen: list[Actor] = []  # every actor started, lost ones too: their figures count
-        for slot in slots:
+        # An accelerator's first session opens alone: what it builds for its chip (an .om) is
+        # shipped to the others, and a node whose chip differs builds its own under another key.
+        self.waiting = slots[1:] if backend.accelerator else []
+        for slot in slots[:len(slots) - len(self.waiting)]:
             self._launch(slot)
         self.int8_agreement = None
         self.lost_actors = 0
@@ -205,11 +209,23 @@ class ClusterInference:
             raise _cause(exc) from None  # the backend cannot open here: as in a local run
         except self._lost_errors() as exc:
             self._lost(actor, exc)
+            self._launch_waiting()  # without what it would have built
             return
         if self.int8_agreement is None:
             self.int8_agreement = where["int8_agreement"]
         self.live.append(actor)
         log.info("session actor ready on node %s (pid %d)", actor.slot.node.label, where["pid"])
+        if where["built"]:
+            log.info("shipping what node %s built to the other nodes: %s", actor.slot.node.label,
+                     ", ".join(sorted(where["built"])))
+            self.shipment = replace(self.shipment, files={**self.shipment.files, **where["built"]})
+            self.shipment_ref = self.ray.put(self.shipment)
+        self._launch_waiting()
+
+    def _launch_waiting(self) -> None:
+        for slot in self.waiting:
+            self._launch(slot)
+        self.waiting = []
 
     def _lost(self, actor: Actor, exc: BaseException) -> None:
         """Forget a dead actor; start another in its place while its node lives."""
