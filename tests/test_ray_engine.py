@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -55,7 +54,10 @@ def cluster(tmp_path_factory, tiny_site):
     pythonpath = os.pathsep.join([str(tiny_site), str(REPO), os.environ.get("PYTHONPATH", "")])
 
     def env(name: str, **extra: str) -> dict[str, str]:
-        return {"PYTHONPATH": pythonpath, "MODELZOO_HOME": str(homes / name), DELAY_ENV: "0.3", **extra}
+        """A node's own MODELZOO_HOME and temporary folder (what its actors leave stays with the test)."""
+        (homes / name / "tmp").mkdir(parents=True, exist_ok=True)
+        return {"PYTHONPATH": pythonpath, "MODELZOO_HOME": str(homes / name), "TMPDIR": str(homes / name / "tmp"),
+                DELAY_ENV: "0.3", **extra}
 
     fake_bin = tmp_path_factory.mktemp("fake-ascend-bin")
     fake = install_fake_ascend(fake_bin)
@@ -143,9 +145,9 @@ def assert_same_as_reference(output: Path, reference: Path) -> None:
 def test_a_cluster_run_reports_what_a_local_run_does(cluster, tmp_path, tiny_registry, many_pictures,
                                                      tiny_weights, reference):
     cache = tmp_path / "driver-cache"
-    scratch = set(Path(tempfile.gettempdir()).glob("modelzoo-actor-*"))
+    scratch = set(cluster.homes.glob("*/tmp/modelzoo-actor-*"))
     report = run(tiny_registry, options(many_pictures, tiny_weights, tmp_path / "out", cache, engine="ray"))
-    assert set(Path(tempfile.gettempdir()).glob("modelzoo-actor-*")) == scratch  # sessions closed, cleaned up
+    assert set(cluster.homes.glob("*/tmp/modelzoo-actor-*")) == scratch  # sessions closed, cleaned up
 
     assert_same_as_reference(tmp_path / "out", reference)
     assert len({r["top5"][0] for r in comparable(reference)[1].values()}) > 1  # predictions differ: not vacuous
@@ -260,7 +262,7 @@ def test_a_node_removed_mid_run_loses_nothing(cluster, tmp_path, tiny_site, many
     # A slow node: whenever its actor is ready, the batches it takes are still running when it goes.
     doomed = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", env_vars={
         "PYTHONPATH": os.pathsep.join([str(tiny_site), str(REPO)]), "MODELZOO_HOME": str(tmp_path / "doomed"),
-        DELAY_ENV: "1.5"})
+        "TMPDIR": str(tmp_path), DELAY_ENV: "1.5"})
     driver = Driver(cluster, tiny_site, many_pictures, tiny_weights, tmp_path / "out", driver_cache,
                     "--backend", "onnxruntime", "--ship-data")
     doomed_ready = f"session actor ready on node 127.0.0.1/{doomed.node_id[:8]}"
