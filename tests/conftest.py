@@ -182,3 +182,26 @@ def predicted_classes(output: Path) -> dict[str, list[int]]:
     import json
 
     return {key: record["top5"] for key, record in json.loads((output / "predictions.json").read_text()).items()}
+
+
+def registering(entry):
+    """A plugin object whose hook registers `entry` (a ModelEntry made or changed by a test)."""
+    from modelzoo.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def modelzoo_register_models(self, register):
+            register(entry)
+
+    return Plugin()
+
+
+def registry_with(*plugins):
+    """The built-in backends plus `plugins`, and nothing installed."""
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    for plugin in plugins:
+        pm.register(plugin)
+    return Registry(pm)

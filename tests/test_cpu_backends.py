@@ -3,7 +3,6 @@ last batch included; ONNX Runtime's int8 form is built once, cached, and its dri
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 from types import SimpleNamespace

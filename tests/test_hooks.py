@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import json
 import re
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from modelzoo.hookspecs import hookimpl
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.testing.mock import ContractError, MockRunner
-from tests.conftest import install_plugin, run_cli
+from tests.conftest import install_plugin, registering, run_cli
 
 
 def test_builtins_register_like_external_plugins_and_entry_points_can_be_switched_off(monkeypatch):
@@ -64,14 +63,7 @@ def test_real_plugins_keep_the_contract(plugin, name):
 
 def broken(**changes):
     """A plugin registering the tiny model with some pieces replaced."""
-    entry = dataclasses.replace(MockRunner(tiny_plugin).model("tinycnn"), **changes)
-
-    class Plugin:
-        @hookimpl
-        def modelzoo_register_models(self, register):
-            register(entry)
-
-    return Plugin()
+    return registering(dataclasses.replace(MockRunner(tiny_plugin).model("tinycnn"), **changes))
 
 
 class WrongHead(torch.nn.Module):

@@ -10,11 +10,10 @@ import pytest
 
 import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.errors import PluginError, UserError
-from modelzoo.hookspecs import hookimpl
 from modelzoo.pipeline import RunOptions, plugin_version, run
-from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.tasks import Classification
+from tests.conftest import registering, registry_with
 
 PLUGIN = "tests.plugins.tinycnn.plugin"
 
@@ -47,20 +46,9 @@ class FailingTask(Classification):
         return super().evaluator()
 
 
-def registry_with(**changes) -> Registry:
+def replaced(**changes) -> Registry:
     """The built-in backends and the tiny model with some of its pieces replaced."""
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(tiny_plugin)
-    entry = dataclasses.replace(Registry(pm).model("tinycnn"), **changes)
-
-    class Plugin:
-        @hookimpl
-        def modelzoo_register_models(self, register):
-            register(entry)
-
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(Plugin())
-    return Registry(pm)
+    return registry_with(registering(dataclasses.replace(registry_with(tiny_plugin).model("tinycnn"), **changes)))
 
 
 def options(tmp_path, data, weights, workers=0) -> RunOptions:
@@ -74,7 +62,7 @@ def task(fail_in: str) -> FailingTask:
 
 @pytest.mark.parametrize("where", ["load_dataset", "postprocess", "the evaluator"])
 def test_task_code_that_raises_is_named(tmp_path, tiny_data, tiny_weights, where):
-    registry = registry_with(task=task(where))
+    registry = replaced(task=task(where))
     with pytest.raises(PluginError, match=f"plugin '{PLUGIN}' raised \\w+ in {where}: "):
         run(registry, options(tmp_path, tiny_data, tiny_weights))
 
@@ -84,13 +72,13 @@ def test_a_collate_that_raises_is_named(tmp_path, tiny_data, tiny_weights):
         raise TypeError("rows of different lengths")
 
     with pytest.raises(PluginError, match=f"plugin '{PLUGIN}' raised TypeError in collate: rows of different"):
-        run(registry_with(collate=collate), options(tmp_path, tiny_data, tiny_weights))
+        run(replaced(collate=collate), options(tmp_path, tiny_data, tiny_weights))
 
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_preprocess_that_raises_in_a_worker_is_named_with_the_sample(tmp_path, tiny_data, tiny_weights, workers):
     with pytest.raises(PluginError) as info:
-        run(registry_with(preprocess=failing_preprocess), options(tmp_path, tiny_data, tiny_weights, workers))
+        run(replaced(preprocess=failing_preprocess), options(tmp_path, tiny_data, tiny_weights, workers))
     message = str(info.value)
     assert message.startswith(f"plugin '{PLUGIN}' raised ValueError in preprocess on ")
     assert "pic0.png: cannot decode pic0.png" in message
@@ -98,7 +86,7 @@ def test_preprocess_that_raises_in_a_worker_is_named_with_the_sample(tmp_path, t
 
 def test_a_user_error_from_preprocess_stays_the_users_one_line(tmp_path, tiny_data, tiny_weights):
     with pytest.raises(UserError, match="^picture .*pic0.png is damaged; remove it$"):
-        run(registry_with(preprocess=refusing_preprocess), options(tmp_path, tiny_data, tiny_weights, workers=2))
+        run(replaced(preprocess=refusing_preprocess), options(tmp_path, tiny_data, tiny_weights, workers=2))
 
 
 def test_the_report_names_the_plugins_distribution_and_version():
@@ -114,6 +102,6 @@ def test_records_that_are_not_json_are_the_plugins_fault(tmp_path, tiny_data, ti
         def postprocess(self, outputs):
             return [{"best": np.int64(row.argmax())} for row in outputs["scores"]]
 
-    registry = registry_with(task=NumpyRecords(10, "pictures", "classes.txt", "<file> <class>", "scores"))
+    registry = replaced(task=NumpyRecords(10, "pictures", "classes.txt", "<file> <class>", "scores"))
     with pytest.raises(PluginError, match=f"plugin '{PLUGIN}' raised TypeError in postprocess: .*JSON"):
         run(registry, options(tmp_path, tiny_data, tiny_weights))
