@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="files: .bin files through 'python3 -m ais_bench'; stream: in-process "
                              "InferSession (default when importable)")
     target.add_argument("--keep-bin", action="store_true", help="keep the input .bin files of --io files")
+    cluster = _engine_args(p)
+    cluster.add_argument("--actors-per-node", type=int, metavar="N",
+                         help="sessions per CPU node (default 1; Ascend nodes get one per NPU)")
+    cluster.add_argument("--ship-data", action="store_true",
+                         help="send the images to the nodes as bytes (default: read from --data, "
+                              "which every node must see at the same path)")
 
     p = command("preprocess", cmd_preprocess,
                 "write one <key>.bin per sample (per input), as ModelZoo's preprocess script does")
@@ -155,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measured", type=Path, action="append", default=[], metavar="REPORT",
                    help="report.json of a full run (real weights, whole data set): decides the model's "
                         "PrecisionStatus against the manifest's expected metrics and tolerances")
+    _engine_args(p)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="precision of the smoke runs (default auto)")
 
@@ -187,6 +194,15 @@ def _model_source_args(p: argparse.ArgumentParser) -> None:
                    help="upstream: build the model from upstream's code prepared by 'modelzoo source'")
     p.add_argument("--source-dir", type=Path, help="the checkout for --model-source upstream "
                                                    "(default $MODELZOO_HOME/sources/MODEL)")
+
+
+def _engine_args(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    group = p.add_argument_group("cluster options (pip install 'modelzoo-lvvit[ray]')")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="ray: spread the work over a Ray cluster (default local)")
+    group.add_argument("--address", help="the Ray cluster, e.g. 10.0.0.1:6379 (default: RAY_ADDRESS, "
+                                         "else a cluster started on this host, else a new local one)")
+    return group
 
 
 def _batch_list(text: str) -> tuple[int, ...]:
@@ -277,7 +293,8 @@ def cmd_run(args) -> None:
         keep_bin=args.keep_bin, precision=args.precision, calibration=args.calibration,
         calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
         fresh=args.fresh, resume=args.resume,
-        model_source=args.model_source, source_dir=args.source_dir))
+        model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
+        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data))
     print_report(report)
 
 
@@ -345,7 +362,7 @@ def cmd_ci(args) -> int:
     from modelzoo.zoo_ci import run_ci
 
     return run_ci(args.paths, args.output, quiet=args.quiet, cache_dir=args.cache_dir, measured=args.measured,
-                  precision=args.precision)
+                  engine=args.engine, address=args.address, precision=args.precision)
 
 
 def cmd_fetch(args) -> None:

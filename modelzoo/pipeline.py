@@ -20,6 +20,7 @@ from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
+from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
 from modelzoo.host import host_description
@@ -63,6 +64,10 @@ class RunOptions:
     resume: bool = False
     model_source: str = "builtin"
     source_dir: Path | None = None
+    engine: str = "local"                # "ray": spread inference over a Ray cluster
+    address: str | None = None           # the Ray cluster (None: Ray's own resolution)
+    actors_per_node: int | None = None   # sessions per CPU node (ray; default 1)
+    ship_data: bool = False              # send sample files to the nodes as bytes (ray)
 
 
 def run(registry: Registry, opts: RunOptions) -> dict:
@@ -71,7 +76,12 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     if opts.batch_size < 1:
         raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
     entry = registry.model(opts.model)
-    backend, backend_choice = registry.choose_backend(opts.backend, opts.precision)
+    if opts.actors_per_node is not None and opts.actors_per_node < 1:
+        raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
+    cluster = connect(opts.engine, opts.address)
+    backend, backend_choice = ((cluster.choose_backend(registry, opts.backend, opts.precision),
+                                "on the Ray cluster: its accelerators first, else as auto on this host") if cluster
+                               else registry.choose_backend(opts.backend, opts.precision))
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
     output = Path(opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}")
@@ -113,45 +123,52 @@ def run(registry: Registry, opts: RunOptions) -> dict:
 
     log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
-    workers = default_workers() if opts.workers is None else opts.workers
-    input_names = [t.name for t in manifest.inputs]
-    with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
-                      plugin=manifest.plugin) as items:
-        started = time.perf_counter()
-        session = backend.open(artifacts, opts.batch_size, settings) if todo else None
-        stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
-        samples = None
-        if session is not None and session.precision != "fp32" and opts.agreement_samples > 0:
-            samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
-        loop_start = time.perf_counter()
-        inferred = 0
+    marks: dict[str, float] = {}
+    first_result = lambda: marks.setdefault("first_result_after_start", time.perf_counter() - run_start)
+    cluster_report = None
+    if cluster is not None:
+        stages, inferred, measured, cluster_report = _infer_on_cluster(
+            cluster, entry, backend, artifacts, settings, todo, opts, results, first_result)
+    else:
+        workers = default_workers() if opts.workers is None else opts.workers
+        input_names = [t.name for t in manifest.inputs]
+        with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
+                          plugin=manifest.plugin) as items:
+            started = time.perf_counter()
+            session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+            stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
+            samples = None
+            if session is not None and session.precision != "fp32" and opts.agreement_samples > 0:
+                samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
+            loop_start = time.perf_counter()
+            inferred = 0
+            if session is not None:
+                stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
+                                 entry.collate, plugin=manifest.plugin)
+                outputs = session.run(samples.watch(stream) if samples else stream)
+                try:
+                    inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
+                                              results, _quiet(opts), first_result)
+                    stages["preprocess_and_infer"] = time.perf_counter() - loop_start
+                    parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs it open
+                finally:
+                    session.close()
+            stages.setdefault("preprocess_and_infer", time.perf_counter() - loop_start)
+        measured = None
         if session is not None:
-            stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                             entry.collate, plugin=manifest.plugin)
-            outputs = session.run(samples.watch(stream) if samples else stream)
-            try:
-                inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
-                                          results, _quiet(opts), first_result=lambda: stages.setdefault(
-                                              "first_result_after_start", time.perf_counter() - run_start))
-                stages["preprocess_and_infer"] = time.perf_counter() - loop_start
-                parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs the open session
-            finally:
-                session.close()
-        stages.setdefault("preprocess_and_infer", time.perf_counter() - loop_start)
-
-    if session is not None:
-        agreement_start = time.perf_counter()
-        measured = {"precision": session.precision, "precision_note": session.precision_note,
-                    "throughput_fps": session.throughput_fps(),
-                    "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
-                    "latency_ms": _percentiles(session.latencies_s),
-                    "parity": artifacts.parity,
-                    "agreement": {"reference": REFERENCE,
-                                  "parity_inputs": parity_inputs,
-                                  "run_samples": samples.figures() if samples else None},
-                    "calibration": session.calibration}
-        stages["agreement"] = time.perf_counter() - agreement_start
-    else:  # nothing left to run: keep what the run that did the work measured
+            agreement_start = time.perf_counter()
+            measured = {"precision": session.precision, "precision_note": session.precision_note,
+                        "throughput_fps": session.throughput_fps(),
+                        "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
+                        "latency_ms": _percentiles(session.latencies_s),
+                        "parity": artifacts.parity,
+                        "agreement": {"reference": REFERENCE,
+                                      "parity_inputs": parity_inputs,
+                                      "run_samples": samples.figures() if samples else None},
+                        "calibration": session.calibration}
+            stages["agreement"] = time.perf_counter() - agreement_start
+    stages.update(marks)
+    if measured is None:  # nothing left to run: keep what the run that did the work measured
         previous = _previous_report(report_path)
         measured = {key: previous.get(key) for key in MEASURED}
     post_start = time.perf_counter()
@@ -166,6 +183,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "backend_choice": backend_choice,
         "batch_size": opts.batch_size,
         "precision_requested": opts.precision,
+        "model_source": opts.model_source,
         "images": len(records),
         "skipped": results.skipped,
         **{key: metrics.get(key) for key in task.report_keys},
@@ -182,6 +200,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "plugin": plugin_version(manifest.plugin),
         "host": host_description(),
         "versions": versions(backend),
+        **({"cluster": cluster_report} if cluster_report else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_json(output / "predictions.json", records)
@@ -216,6 +235,7 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
                 first_result()
                 with plugin_code(entry.manifest.plugin, "postprocess"):
                     records = entry.task.postprocess(batch)
+                    json.dumps(records)  # records go into results.jsonl: JSON or the plugin's fault
                 results.add_batch(list(keys), records)
                 bar.update(len(keys))
                 inferred += len(keys)
@@ -223,6 +243,35 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
             raise Interrupted(f"interrupted: results of {len(results.records)} samples are safe in "
                               f"{results.path}; rerun the same command to resume") from None
     return inferred
+
+
+def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, results, first_result):
+    """The cluster's counterpart of the local loop in run(): (stages, inferred, measured, cluster report)."""
+    from modelzoo.engines.ray_run import ClusterInference
+
+    try:
+        if not todo:
+            return {}, 0, None, None
+        started = time.perf_counter()
+        work = ClusterInference(cluster, entry, backend, artifacts, settings, opts.batch_size,
+                                opts.actors_per_node, opts.ship_data)
+        timings = artifacts.cache.timings
+        stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
+        try:
+            stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
+            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), first_result)
+        finally:
+            work.close()
+        stages["preprocess_and_infer"] = work.wall
+        measured = {"throughput_fps": work.throughput_fps(),
+                    "e2e_fps": inferred / work.wall if inferred and work.wall else None,
+                    "precision": work.precision[0] if work.precision else None,
+                    "precision_note": work.precision[1] if work.precision else None,
+                    # Not measured on a cluster: the sessions run on other nodes.
+                    "parity": artifacts.parity, "agreement": None}
+        return stages, inferred, measured, work.report()
+    finally:
+        cluster.close()
 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.

@@ -48,6 +48,14 @@ def print_report(report: dict) -> None:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:
         rows.append(("weights", report["weights"]["path"]))
+    cluster = report.get("cluster")
+    if cluster:
+        rows.append(("cluster", f"{len(cluster['nodes'])} nodes, {cluster['actors']} sessions; "
+                                f"{cluster['lost_actors']} lost, {cluster['rerun_batches']} batches run again"))
+        for node in cluster["nodes"]:
+            rows.append((f"  {node['node']}", f"{node['images']} images, {node['actors']} sessions, "
+                                              f"{_fmt(node['throughput_fps'], '.2f')} img/s pure, "
+                                              f"{_fmt(node['e2e_fps'], '.2f')} img/s end to end"))
     if report["data"]["demo"]:
         rows.append(("data", "demo set (generated pictures, arbitrary labels)"))
     rows.append(("report", report["report_path"]))

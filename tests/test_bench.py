@@ -6,7 +6,7 @@ import json
 import pytest
 
 import tests.plugins.tinycnn.plugin as tiny_plugin
-from modelzoo.bench import bench, best_rows
+from modelzoo.bench import bench
 from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.throughput import bench_figures

@@ -23,14 +23,14 @@ import tests.plugins.tinyseg.plugin as tinyseg
 import tests.plugins.tinyseg.task as seg_task
 import tests.plugins.tinytext.plugin as tinytext
 import tests.plugins.tinytext.task as text_task
-from modelzoo.api import UserError, hookimpl, load_manifest
+from modelzoo.api import UserError, load_manifest
 from modelzoo.bench import bench
 from modelzoo.pipeline import RunOptions, run
-from modelzoo.plugins import get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.testing.mock import MockRunner
 from modelzoo.weights import fetch_weights
 from modelzoo.zoo_ci import run_ci
+from tests.conftest import registering, registry_with
 
 PLUGINS = {"tinytext": tinytext, "tinyseg": tinyseg}
 # Seeds whose random weights predict several classes on the demo data (asserted below).
@@ -40,10 +40,7 @@ BATCH = 4  # 12 texts: three full batches; 6 pictures: a short last batch
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    pm = get_plugin_manager(load_entrypoints=False)
-    for plugin in PLUGINS.values():
-        pm.register(plugin)
-    return Registry(pm)
+    return registry_with(*PLUGINS.values())
 
 
 @pytest.fixture(scope="module")
@@ -288,15 +285,7 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
                         + '\n[[outputs]]\nname = "argmax"\ndtype = "int64"\nshape = ["batch"]\n')
     entry = dataclasses.replace(MockRunner(tinytext).model("tinytext"), manifest=load_manifest(manifest),
                                 build=lambda variant: WithArgmax().eval(), task=ArgmaxTask(3))
-
-    class Plugin:
-        @hookimpl
-        def modelzoo_register_models(self, register):
-            register(entry)
-
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(Plugin())
-    registry = Registry(pm)
+    registry = registry_with(registering(entry))
     output = tmp_path / "run"
     monkeypatch.setenv("MODELZOO_FAKE_AIS_CRASH_AFTER", "1")
     with pytest.raises(UserError, match="ais_bench on device 0 failed"):

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
+import importlib
 import re
 from pathlib import Path
 
@@ -17,24 +16,32 @@ import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.backends.base import Backend
 from modelzoo.errors import PluginError, UserError
 from modelzoo.hookspecs import hookimpl
-from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from modelzoo.registry import Registry
 from modelzoo.testing.mock import ContractError, MockRunner
-from tests.conftest import predicted_classes, run_cli
+from tests.conftest import install_plugin, registering, run_cli
 
 
 def test_builtins_register_like_external_plugins_and_entry_points_can_be_switched_off(monkeypatch):
     pm = get_plugin_manager(load_entrypoints=False)
-    assert [pm.get_name(p) for p in pm.get_plugins()] == list(reversed(BUILTIN_PLUGINS)) or \
-        {pm.get_name(p) for p in pm.get_plugins()} == set(BUILTIN_PLUGINS)
+    # Each built-in is a plugin named after its module, registered in the declared order.
+    assert [name for name, _ in pm.list_name_plugin()] == list(BUILTIN_PLUGINS)
+    assert all(pm.get_plugin(name) is importlib.import_module(name) for name in BUILTIN_PLUGINS)
     registry = Registry(pm)
-    assert {"onnxruntime", "torch"} <= set(registry.backends) and registry.models == {}
+    assert {"onnxruntime", "openvino", "torch", "ascend"} == set(registry.backends) and registry.models == {}
+
+    # Like an installed plugin, a built-in can be switched off by name.
+    monkeypatch.setenv("MODELZOO_DISABLE_PLUGINS", "modelzoo.backends.openvino")
+    assert set(Registry(get_plugin_manager(load_entrypoints=False)).backends) == {"onnxruntime", "torch", "ascend"}
+    monkeypatch.delenv("MODELZOO_DISABLE_PLUGINS")
 
     monkeypatch.setenv("MODELZOO_LOAD_ENTRYPOINTS", "0")
     assert Registry(get_plugin_manager()).models == {}
     monkeypatch.setenv("MODELZOO_LOAD_ENTRYPOINTS", "1")
-    assert "lvvit" in Registry(get_plugin_manager()).models  # installed through the entry point
+    with_installed = get_plugin_manager()
+    # Installed plugins come after the built-ins.
+    assert [name for name, _ in with_installed.list_name_plugin()][:len(BUILTIN_PLUGINS)] == list(BUILTIN_PLUGINS)
+    assert "lvvit" in Registry(with_installed).models  # installed through the entry point
 
 
 def test_a_misspelled_hook_is_caught_at_registration():
@@ -56,14 +63,7 @@ def test_real_plugins_keep_the_contract(plugin, name):
 
 def broken(**changes):
     """A plugin registering the tiny model with some pieces replaced."""
-    entry = dataclasses.replace(MockRunner(tiny_plugin).model("tinycnn"), **changes)
-
-    class Plugin:
-        @hookimpl
-        def modelzoo_register_models(self, register):
-            register(entry)
-
-    return Plugin()
+    return registering(dataclasses.replace(MockRunner(tiny_plugin).model("tinycnn"), **changes))
 
 
 class WrongHead(torch.nn.Module):
@@ -147,32 +147,6 @@ def test_two_plugins_registering_one_name_is_one_clear_line():
     pm.register(broken())
     with pytest.raises(UserError, match="two plugins register a model named 'tinycnn'"):
         Registry(pm)
-
-
-def test_a_second_model_runs_through_the_unchanged_runner(tmp_path, tiny_registry, tiny_data, tiny_weights):
-    """tinycnn knows only the public plugin API; the whole pipeline runs it on two backends."""
-    reports = {}
-    for backend in ("onnxruntime", "torch"):
-        reports[backend] = run(tiny_registry, RunOptions(
-            model="tinycnn", backend=backend, batch_size=3, data=tiny_data, output=tmp_path / backend,
-            weights=tiny_weights, cache_dir=tmp_path / "cache", workers=0, quiet=True))
-    ort, ref = reports["onnxruntime"], reports["torch"]
-    assert ort["images"] == ref["images"] == 7
-    assert ort["parity"]["max_abs_diff"] < 1e-4
-    predictions = {b: predicted_classes(tmp_path / b) for b in reports}
-    assert predictions["onnxruntime"] == predictions["torch"]
-    assert len({p[0] for p in predictions["torch"].values()}) > 1  # the check is not vacuous
-    assert ort["top1"] == ref["top1"]
-
-
-def install_plugin(site: Path, dist: str, entry: str) -> dict[str, str]:
-    """One more plugin installed: a dist-info in `site` whose entry point is `entry`; the environment
-    that sees it."""
-    info = site / f"{dist}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[modelzoo]\n{entry}\n")
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
 def list_with_installed_plugin(site: Path, dist: str, entry: str):

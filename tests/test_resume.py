@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from modelzoo.pipeline import RunOptions, run
+from tests.conftest import install_plugin, run_cli, write_photo
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +141,110 @@ def test_other_inputs_refuse_to_mix_and_fresh_starts_over(tmp_path, dataset_dir,
 def test_resume_without_earlier_results_says_so(tmp_path, dataset_dir, spread_checkpoint):
     result = run_cli(*command(dataset_dir, spread_checkpoint, tmp_path, "--limit", "1", "--resume"))
     assert result.returncode == 2 and "nothing to resume" in result.stderr
+
+
+# tinycnn with a slow forward: a run at batch size 1 on the torch backend is still inferring when it
+# is interrupted, while its preprocessing workers wait for more work in the pool.
+SLOW_PLUGIN = '''\
+import time
+
+import tests.plugins.tinycnn.plugin as tiny
+from modelzoo.api import ModelEntry, hookimpl
+
+
+class SlowTinyCNN(tiny.TinyCNN):
+    def forward(self, x):
+        time.sleep(0.2)
+        return super().forward(x)
+
+
+def build(variant):
+    return SlowTinyCNN().eval()
+
+
+@hookimpl
+def modelzoo_register_models(register):
+    register(ModelEntry(manifest=tiny.MANIFEST, build=build, init_random=tiny.init_random,
+                        preprocess=tiny.preprocess))
+'''
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is `pid`, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    still = set()
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            still.add(pid)
+    return still
+
+
+def test_ctrl_c_with_preprocessing_workers_running_stops_cleanly_and_resumes(tmp_path, tiny_registry, tiny_weights):
+    """Ctrl-C reaches every process of the terminal's foreground group, the idle workers included."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "slow_tiny.py").write_text(SLOW_PLUGIN)
+    env = {**os.environ, **install_plugin(site, "slow_tiny", "slow_tiny = slow_tiny")}
+    data = tmp_path / "data"
+    (data / "pictures").mkdir(parents=True)
+    for i in range(12):
+        write_photo(data / "pictures" / f"pic{i:02d}.png", (40 + i, 50), seed=i)
+    (data / "classes.txt").write_text("".join(f"pic{i:02d}.png {i % 10}\n" for i in range(12)))
+
+    def args(output: Path) -> list[str]:
+        return ["run", "tinycnn", "--bs", "1", "--backend", "torch", "--workers", "2", "--data", str(data),
+                "--weights", str(tiny_weights), "--output", str(output), "--cache-dir", str(tmp_path / "cache")]
+
+    # The same model and data, run in this process, uninterrupted, at tinycnn's own speed.
+    reference = run(tiny_registry, RunOptions(model="tinycnn", backend="torch", batch_size=1, data=data,
+                                              weights=tiny_weights, output=tmp_path / "reference",
+                                              cache_dir=tmp_path / "cache", workers=0, quiet=True))
+
+    output = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "modelzoo", *args(output)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        workers |= children(process.pid)
+        if (output / "results.jsonl").exists() and (output / "results.jsonl").read_text().count('"keys"') >= 1:
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            break
+        time.sleep(0.02)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130, stderr
+    assert len(workers) >= 2  # the pool was running when the signal came
+    done = done_images(output)
+    assert 1 <= done < 12  # stopped in the middle
+    assert "rerun the same command to resume" in stderr.strip().splitlines()[-1]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert not (output / "report.json").exists()
+    deadline = time.monotonic() + 10
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(workers), "worker processes outlived the run"
+
+    resumed = run_cli(*args(output), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming:" in resumed.stderr
+    report, predictions = comparable(output)
+    assert predictions == json.loads((tmp_path / "reference" / "predictions.json").read_text())
+    assert (report["images"], report["top1"], report["top5"]) == \
+        (reference["images"], reference["top1"], reference["top5"])
+    assert json.loads((output / "report.json").read_text())["resumed_images"] == done

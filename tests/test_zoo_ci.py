@@ -248,3 +248,11 @@ def test_ci_takes_precision_status_from_a_measured_full_run(tmp_path, tiny_regis
     model = read_outputs(tmp_path / "ci")[1]["models"]["tinycnn"]
     assert model["statuses"]["PrecisionStatus"] == "OK" and "within tolerance: top1" in model["precision"]
     assert "PrecisionStatus:OK" in level_lines(tmp_path / "ci", "tinycnn")
+
+    # The same run, had it scored below the tolerance: NOK, with the shortfall named.
+    short = {**report, "metrics": {**report["metrics"], "top1": -0.01}}
+    (tmp_path / "short.json").write_text(json.dumps(short))
+    run_ci([REPO / "tests" / "plugins" / "tinycnn"], tmp_path / "ci-short", load_entrypoints=False,
+           cache_dir=cache_dir, measured=[tmp_path / "short.json"])
+    model = read_outputs(tmp_path / "ci-short")[1]["models"]["tinycnn"]
+    assert model["statuses"]["PrecisionStatus"] == "NOK" and "top1 -0.01 < 0.1 - 0.1" in model["precision"]

@@ -96,6 +96,9 @@ class Backend:
     export_variant: str = "standard"  # passed to the plugin's build(); see ModelEntry
     precisions: tuple[str, ...] = ("fp32",)  # what --precision may ask of it besides auto
     description: str = ""
+    # The Ray resource one session occupies (e.g. "NPU"); None: a CPU backend. `--engine ray`
+    # places one session per such device, and one per node (or --actors-per-node) otherwise.
+    accelerator: str | None = None
 
     def auto_precision(self) -> str:
         """What --precision auto runs: the backend's native fast floating-point precision here."""
@@ -122,6 +125,12 @@ class Backend:
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         raise NotImplementedError
+
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        """Build what `open` starts from that any host can share (the ONNX by default), without
+        opening a session: an engine that opens sessions on other hosts builds it once and ships it.
+        What depends on the host's own chip is left for `open` to build there."""
+        artifacts.onnx(batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
                   warmup: int, iters: int) -> dict[str, float | str]:

@@ -80,6 +80,14 @@ class OnnxRuntimeBackend(Backend):
         session.identity = f"onnxruntime {path.name}"
         return session
 
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        if settings.precision == "int8":
+            from modelzoo.quantize import int8_onnx
+
+            int8_onnx(artifacts, batch_size)  # builds the fp32 ONNX on the way
+        else:
+            artifacts.onnx(batch_size)
+
 
 @hookimpl
 def modelzoo_register_backends(register):

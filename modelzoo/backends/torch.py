@@ -39,6 +39,9 @@ class TorchBackend(Backend):
         session.precision_note, session.identity = "torch eager fp32 (the reference)", "torch eager"
         return session
 
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        pass  # it starts from the weights, not from a built file
+
 
 @hookimpl
 def modelzoo_register_backends(register):

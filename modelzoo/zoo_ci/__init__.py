@@ -15,6 +15,7 @@ from pathlib import Path
 
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
+from modelzoo.engines.cluster import connect
 from modelzoo.errors import UserError
 from modelzoo.registry import Registry
 from modelzoo.zoo_ci.checks import check_model
@@ -37,16 +38,19 @@ log = logging.getLogger(__name__)
 
 
 def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet: bool = False,
-           cache_dir: Path | None = None, measured: list[Path] = (), precision: str = "auto") -> int:
+           cache_dir: Path | None = None, measured: list[Path] = (), engine: str = "local",
+           address: str | None = None, precision: str = "auto") -> int:
     """Check every model found; write junit.xml, ci.json and MODEL/modelzoo_level.txt into `output`.
 
     Returns the exit code: 0 when every model passed, 1 otherwise. An empty `paths` checks the
     installed (entry point) plugins only. The artifact cache defaults to OUTPUT/cache. `measured`:
     report.json files of full runs, which decide each model's PrecisionStatus against its manifest.
+    With `engine="ray"` each model's checks run as a task on the Ray cluster at `address`.
     """
     started = time.perf_counter()
     output = Path(output)
     cache = Cache(cache_dir or output / "cache")
+    cluster = connect(engine, address)
     saved_path = list(sys.path)
     try:
         results, registry = discover(list(paths), load_entrypoints)
@@ -58,10 +62,17 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
         for report in map(read_report, measured):
             if report["model"] in results:
                 results[report["model"]].measured = report
-        for result in results.values():
-            check_model(result, registry, output, cache, quiet, precision)
+        if cluster is not None:
+            from modelzoo.engines.ray_ci import check_on_cluster
+
+            check_on_cluster(cluster, results, registry, load_entrypoints, output, cache, quiet)
+        else:
+            for result in results.values():
+                check_model(result, registry, output, cache, quiet, precision)
     finally:
         sys.path[:] = saved_path  # tree plugins were importable for the run only
+        if cluster is not None:
+            cluster.close()
     write_results(results, output, list(paths), time.perf_counter() - started)
     print_summary(results, output)
     return 0 if all(r.passed for r in results.values()) else 1

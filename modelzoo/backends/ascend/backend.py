@@ -33,6 +33,7 @@ class AscendBackend(Backend):
     priority = 50  # above onnxruntime (20): on an Ascend host `auto` means the NPU
     export_variant = "ascend"  # the plugin's graph laid out for the chip (e.g. LV-ViT's softmax)
     description = "Ascend NPU: ATC-compiled .om run with ais_bench (auto: atc's force_fp16)"
+    accelerator = "NPU"  # Ray's resource name for an Ascend NPU
     precisions = ("fp32", "fp16")
 
     def auto_precision(self) -> str:
@@ -111,6 +112,10 @@ class AscendBackend(Backend):
         session.precision_note = f"atc --precision_mode={mode}"
         session.identity = f"ascend {om.name}"
         return session
+
+    def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
+        # The ONNX atc starts from; the .om depends on the chip, so each Ascend host compiles its own.
+        artifacts.onnx(None if settings.dynamic_batch else batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
                   warmup: int, iters: int) -> dict[str, float | str | None]:

@@ -1,6 +1,8 @@
 """A tiny model plugin used by the tests, built only from the public plugin API."""
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,8 @@ from PIL import Image
 from modelzoo.api import ModelEntry, hookimpl, load_manifest
 
 MANIFEST = load_manifest(Path(__file__).with_name("plugin.toml"))
+# Seconds each preprocess call waits: tests that stop a run in its middle set it to slow the run down.
+DELAY_ENV = "MODELZOO_TINY_DELAY"
 
 
 class TinyCNN(torch.nn.Module):
@@ -39,6 +43,7 @@ def init_random(model: torch.nn.Module, seed: int) -> None:
 
 
 def preprocess(path: Path) -> np.ndarray:
+    time.sleep(float(os.environ.get(DELAY_ENV, "0")))
     with Image.open(path) as image:
         rgb = image.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR)
     return ((np.asarray(rgb, dtype=np.float32) / 255 - 0.5) / 0.25).transpose(2, 0, 1).copy()

@@ -1,0 +1,97 @@
+"""The driver's connection to a Ray cluster, and what the cluster's nodes offer."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from modelzoo.errors import UserError
+
+if TYPE_CHECKING:
+    from modelzoo.backends.base import Backend
+    from modelzoo.registry import Registry
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'modelzoo-lvvit[ray]' (in a checkout: pip install -e \".[ray]\")"
+
+
+def import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"--engine ray needs Ray, which is not installed here; {INSTALL_HINT}") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: str
+    ip: str
+    resources: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"{self.ip}/{self.node_id[:8]}"
+
+
+class Cluster:
+    """A connection to a Ray cluster: `address` as `ray.init` takes it (None: RAY_ADDRESS, else the
+    cluster running on this host, else a local one started for this run).
+
+    A connection this process already holds (a library caller's, a test's) is used as it is and
+    left open; one made here is closed by `close()`.
+    """
+
+    def __init__(self, address: str | None):
+        self.ray = import_ray()
+        self.owned = not self.ray.is_initialized()
+        if self.owned:
+            log.info("connecting to Ray%s", f" at {address}" if address else "")
+            try:
+                # Actor output is not forwarded: failures reach the driver as exceptions.
+                self.ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise UserError(f"cannot connect to the Ray cluster at {address or 'RAY_ADDRESS / this host'}: "
+                                f"{str(exc).strip().splitlines()[0]}; start one with 'ray start --head' or "
+                                "check --address") from None
+
+    def nodes(self) -> list[Node]:
+        """The nodes alive now."""
+        return [Node(n["NodeID"], n["NodeManagerAddress"], dict(n["Resources"]))
+                for n in self.ray.nodes() if n["Alive"]]
+
+    def alive(self, node_id: str) -> bool:
+        return any(node.node_id == node_id for node in self.nodes())
+
+    def choose_backend(self, registry: Registry, name: str, precision: str) -> Backend:
+        """The backend for a cluster run. `auto`: the highest-priority backend whose accelerator the
+        cluster has (e.g. ascend on NPU nodes), else what `auto` picks on this host. A named backend
+        is not checked on this host: the nodes that run it check it when they open it."""
+        if name != "auto":
+            backend = registry.backends.get(name)
+            if backend is None or backend.accelerator is None:
+                return registry.backend(name, precision)  # same checks as a local run
+            if backend.precision_problem(precision):
+                return registry.backend(name, precision)  # raises the precision's one line
+            return backend
+        present = {key for node in self.nodes() for key, value in node.resources.items() if value > 0}
+        accelerated = [b for b in registry.backends.values()
+                       if b.accelerator in present and b.precision_problem(precision) is None]
+        if accelerated:
+            return max(accelerated, key=lambda b: b.priority)
+        return registry.backend("auto", precision)
+
+    def close(self) -> None:
+        if self.owned and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def connect(engine: str, address: str | None) -> Cluster | None:
+    """The cluster for `--engine ray`; None for the local engine."""
+    if engine == "local":
+        return None
+    if engine != "ray":
+        raise UserError(f"--engine {engine!r} is not one of local, ray")
+    return Cluster(address)

@@ -1,0 +1,33 @@
+"""`--engine ray` where it cannot run: one line each, and nothing started."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelzoo.engines.cluster import INSTALL_HINT
+from tests.conftest import run_cli
+
+
+def without_ray(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import ray` fails as it does where Ray is not installed."""
+    shadow = tmp_path / "shadow" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'ray'\")\n")
+    return {"PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_run_and_ci_on_ray_without_ray_say_how_to_install_it(tmp_path):
+    expected = f"error: --engine ray needs Ray, which is not installed here; {INSTALL_HINT}"
+    env = without_ray(tmp_path)
+    for args in (["run", "lvvit", "--engine", "ray", "--output", str(tmp_path / "run")],
+                 ["ci", str(tmp_path), "--engine", "ray", "--output", str(tmp_path / "ci")]):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == expected
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ci").exists()
+
+
+def test_actors_per_node_below_one_is_refused(tmp_path):
+    result = run_cli("run", "lvvit", "--engine", "ray", "--actors-per-node", "0", env=without_ray(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: --actors-per-node must be at least 1, got 0"
