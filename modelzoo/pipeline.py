@@ -79,9 +79,13 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     if opts.actors_per_node is not None and opts.actors_per_node < 1:
         raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
     cluster = connect(opts.engine, opts.address)
-    backend, backend_choice = ((cluster.choose_backend(registry, opts.backend, opts.precision),
-                                "on the Ray cluster: its accelerators first, else as auto on this host") if cluster
-                               else registry.choose_backend(opts.backend, opts.precision))
+    if cluster is None:
+        backend, backend_choice = registry.choose_backend(opts.backend, opts.precision)
+    else:
+        backend = cluster.choose_backend(registry, opts.backend, opts.precision)
+        backend_choice = (f"--backend {opts.backend}" if opts.backend != "auto" else
+                          f"auto on the Ray cluster: {backend.name}, the highest-ranked backend whose accelerator "
+                          "the cluster has, else what auto picks on this host")
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
     output = Path(opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}")
@@ -268,7 +272,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                     "precision": work.precision[0] if work.precision else None,
                     "precision_note": work.precision[1] if work.precision else None,
                     # Not measured on a cluster: the sessions run on other nodes.
-                    "parity": artifacts.parity, "agreement": None}
+                    "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None}
         return stages, inferred, measured, work.report()
     finally:
         cluster.close()
