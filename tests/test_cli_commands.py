@@ -128,12 +128,13 @@ def test_bench_writes_its_figures_table_and_plot(tmp_path):
     assert [(r["backend"], r["batch_size"]) for r in data["rows"]] == \
         [("onnxruntime", 1), ("onnxruntime", 3), ("torch", 1), ("torch", 3)]
     for row in data["rows"]:
-        assert 0 < row["fps_min"] <= row["fps_median"] <= row["fps_max"]
-        assert row["latency_ms_median"] == pytest.approx(1000 * row["batch_size"] / row["fps_median"])
+        assert row["fps"] == pytest.approx(row["batches"] * row["batch_size"] / row["wall_s"])
+        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p90"] <= row["latency_ms_p99"]
+        assert row["precision"] == "fp32" and row["precision_requested"] == "auto"
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in printed.splitlines()
              if line.startswith("| ") and "backend" not in line]
-    assert [(c[1], int(c[2].rstrip(" *")), float(c[3])) for c in cells] == \
-        [(r["backend"], r["batch_size"], round(r["fps_median"], 2)) for r in data["rows"]]
+    assert [(c[1], c[2], int(c[3].rstrip(" *")), float(c[4])) for c in cells] == \
+        [(r["backend"], "fp32 (auto)", r["batch_size"], round(r["fps"], 2)) for r in data["rows"]]
     assert (out / "bench.md").read_text() in printed  # the table printed is the one written
     assert f"wrote {out / 'bench.json'}" in printed
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
