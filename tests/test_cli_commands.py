@@ -2,6 +2,7 @@
 on the tiny test plugins, installed through an entry point or found in their directory trees."""
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import xml.etree.ElementTree as ET
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.source import MARKER
 from tests.conftest import REPO, install_plugin, predicted_classes, run_cli
 
@@ -38,23 +40,8 @@ def modelzoo_register_models(register):
                         preprocess=tiny.preprocess, build_upstream=build_upstream))
 '''
 
-# Upstream's code: tinycnn's network with the same parameter names, so that its weights load.
-UPSTREAM_NET = '''\
-import torch
-
-
-class TinyCNN(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
-        self.head = torch.nn.Linear(16, 10)
-
-    def forward(self, x):
-        return self.head(self.features(x))
-'''
+# Upstream's code: tinycnn's network itself (same parameter names, so that its weights load).
+UPSTREAM_NET = "import torch\n\n\n" + inspect.getsource(tiny_plugin.TinyCNN)
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
