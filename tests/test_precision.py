@@ -2,11 +2,9 @@
 that is from fp32 torch, NNCF int8 calibrated on images and cached, and the errors a user can meet."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from modelzoo.backends.base import BackendSettings
