@@ -52,7 +52,7 @@ class Preprocessor:
     """
 
     def __init__(self, preprocess: Preprocess, samples: list[Sample], workers: int, window: int,
-                 plugin: str = "?"):
+                 *, plugin: str):
         self.preprocess = preprocess
         self.plugin = plugin
         self.todo = iter(samples)
@@ -110,7 +110,7 @@ def stack(rows: list[Arrays]) -> Arrays:
 
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
-            collate: Collate | None = None, plugin: str = "?") -> Iterator[Batch]:
+            collate: Collate | None, *, plugin: str) -> Iterator[Batch]:
     """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded."""
     def make(keys: list[str], rows: list[Arrays]) -> Batch:
         with plugin_code(plugin, "collate"):

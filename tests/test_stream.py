@@ -19,7 +19,7 @@ def slow_identity(path: Path) -> np.ndarray:
 
 def test_at_most_window_images_are_in_flight(tmp_path):
     samples = [Sample(str(i), tmp_path / str(i)) for i in range(40)]
-    with Preprocessor(slow_identity, samples, workers=2, window=5) as stream:
+    with Preprocessor(slow_identity, samples, workers=2, window=5, plugin="test") as stream:
         assert len(stream.pending) == 5  # started on entry, before anyone asked
         seen = []
         for sample, array, error in stream:
@@ -30,6 +30,6 @@ def test_at_most_window_images_are_in_flight(tmp_path):
 
 def test_without_workers_the_same_stream_runs_in_process(tmp_path):
     samples = [Sample(str(i), tmp_path / str(i)) for i in range(7)]
-    with Preprocessor(slow_identity, samples, workers=0, window=3) as stream:
+    with Preprocessor(slow_identity, samples, workers=0, window=3, plugin="test") as stream:
         assert stream.pool is None
         assert [int(a[0]) for _, a, _ in stream] == list(range(7))
