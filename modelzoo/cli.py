@@ -63,6 +63,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
 
     p = command("run", cmd_run, "evaluate a model end to end: export, compile, infer, score, report")
+    _run_args(p)
+
+    p = command("preprocess", cmd_preprocess,
+                "write one <key>.bin per sample (per input), as ModelZoo's preprocess script does")
+    p.add_argument("model")
+    p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
+    p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
+    p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
+    p.add_argument("--workers", type=int, help="preprocessing processes")
+
+    p = command("export", cmd_export, "export the model to ONNX (opset from the manifest)")
+    p.add_argument("model")
+    _weights_arg(p)
+    p.add_argument("--output", type=Path, required=True, help="ONNX file to write")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--bs", type=int, help="static batch size")
+    group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
+    _model_source_args(p)
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+
+    p = command("postprocess", cmd_postprocess,
+                "score ais_bench result files (<stem>_<output>.txt|bin|npy) with the model's task")
+    p.add_argument("model")
+    p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
+    p.add_argument("--data", type=Path, help="the dataset the results are of (its targets are used)")
+    p.add_argument("--labels", type=Path, help="label file (classification: enough without --data)")
+    p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
+
+    p = command("bench", cmd_bench, "measure pure-inference throughput per backend and batch size")
+    _bench_args(p)
+
+    p = command("ci", cmd_ci, "discover every plugin (plugin.toml under PATHs, installed entry points) and "
+                              "check each model: manifest, hook contract, export + parity, smoke inference")
+    _ci_args(p)
+
+    p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
+    p.add_argument("model")
+
+    p = command("source", cmd_source, "check out upstream's code at the manifest's commit and apply "
+                                      "its patches (for --model-source upstream)")
+    p.add_argument("model")
+    p.add_argument("--from", dest="from_dir", type=Path,
+                   help="copy this local checkout instead of cloning (offline)")
+    p.add_argument("--dest", type=Path, help="where to put it (default $MODELZOO_HOME/sources/MODEL)")
+    return parser
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """`modelzoo run`: what to run, where, on which backend and engine."""
     p.add_argument("model")
     p.add_argument("--bs", "--batchsize", dest="bs", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, ...")
@@ -101,35 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="send the images to the nodes as bytes (default: read from --data, "
                               "which every node must see at the same path)")
 
-    p = command("preprocess", cmd_preprocess,
-                "write one <key>.bin per sample (per input), as ModelZoo's preprocess script does")
-    p.add_argument("model")
-    p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
-    p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
-    p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
-    p.add_argument("--workers", type=int, help="preprocessing processes")
 
-    p = command("export", cmd_export, "export the model to ONNX (opset from the manifest)")
-    p.add_argument("model")
-    _weights_arg(p)
-    p.add_argument("--output", type=Path, required=True, help="ONNX file to write")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--bs", type=int, help="static batch size")
-    group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
-    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
-    _model_source_args(p)
-    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
-
-    p = command("postprocess", cmd_postprocess,
-                "score ais_bench result files (<stem>_<output>.txt|bin|npy) with the model's task")
-    p.add_argument("model")
-    p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
-    p.add_argument("--data", type=Path, help="the dataset the results are of (its targets are used)")
-    p.add_argument("--labels", type=Path, help="label file (classification: enough without --data)")
-    p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
-
-    p = command("bench", cmd_bench, "measure pure-inference throughput per backend and batch size")
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    """`modelzoo bench`: backends, batch sizes, precisions and how long to measure."""
     p.add_argument("model")
     p.add_argument("--bs", "--batchsize", dest="bs", type=_batch_list, default=(1, 4, 8, 16, 32, 64),
                    metavar="1,4,8", help="batch sizes (default 1,4,8,16,32,64)")
@@ -151,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="0", help="accelerator device id (default 0)")
     p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
 
-    p = command("ci", cmd_ci, "discover every plugin (plugin.toml under PATHs, installed entry points) and "
-                              "check each model: manifest, hook contract, export + parity, smoke inference")
+
+def _ci_args(p: argparse.ArgumentParser) -> None:
+    """`modelzoo ci`: where to look for plugins, where results go, measured runs, engine."""
     p.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH",
                    help="trees to search for plugin.toml (default .)")
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/ci"),
@@ -164,17 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_args(p)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="precision of the smoke runs (default auto)")
-
-    p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
-    p.add_argument("model")
-
-    p = command("source", cmd_source, "check out upstream's code at the manifest's commit and apply "
-                                      "its patches (for --model-source upstream)")
-    p.add_argument("model")
-    p.add_argument("--from", dest="from_dir", type=Path,
-                   help="copy this local checkout instead of cloning (offline)")
-    p.add_argument("--dest", type=Path, help="where to put it (default $MODELZOO_HOME/sources/MODEL)")
-    return parser
 
 
 def _precision_args(p: argparse.ArgumentParser) -> None:

@@ -79,13 +79,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     if opts.actors_per_node is not None and opts.actors_per_node < 1:
         raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
     cluster = connect(opts.engine, opts.address)
-    if cluster is None:
-        backend, backend_choice = registry.choose_backend(opts.backend, opts.precision)
-    else:
-        backend = cluster.choose_backend(registry, opts.backend, opts.precision)
-        backend_choice = (f"--backend {opts.backend}" if opts.backend != "auto" else
-                          f"auto on the Ray cluster: {backend.name}, the highest-ranked backend whose accelerator "
-                          "the cluster has, else what auto picks on this host")
+    backend, backend_choice = _choose_backend(registry, cluster, opts)
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
     output = Path(opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}")
@@ -93,10 +87,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     weights = resolve_weights(manifest, opts.weights)
     _check_writable(output)
     if weights.random:
-        where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
-                 f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
-                 if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
-        print(RANDOM_BANNER.format(name=manifest.name, where=where), file=sys.stderr)
+        print(_random_banner(manifest), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
@@ -115,62 +106,18 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
         "model_source": opts.model_source, "task": task.kind, "data": samples_digest(dataset.samples)},
         fresh=opts.fresh)
-    todo = [s for s in dataset.samples if s.key not in results.done]
-    if opts.resume and len(todo) == len(dataset.samples):
-        raise UserError(f"nothing to resume in {output}: no results of an earlier run; drop --resume")
-    if not todo:
-        log.info("all %d samples are already done in %s; pass --fresh to run them again",
-                 len(dataset.samples), results.path)
-    elif len(todo) < len(dataset.samples):
-        log.info("resuming: %d of %d samples already done in %s", len(dataset.samples) - len(todo),
-                 len(dataset.samples), results.path)
-
+    todo = _still_to_do(dataset, results, opts.resume, output)
     log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
     marks: dict[str, float] = {}
     first_result = lambda: marks.setdefault("first_result_after_start", time.perf_counter() - run_start)
     cluster_report = None
     if cluster is not None:
-        stages, inferred, measured, cluster_report = _infer_on_cluster(
+        stages, _, measured, cluster_report = _infer_on_cluster(
             cluster, entry, backend, artifacts, settings, todo, opts, results, first_result)
     else:
-        workers = default_workers() if opts.workers is None else opts.workers
-        input_names = [t.name for t in manifest.inputs]
-        with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
-                          plugin=manifest.plugin) as items:
-            started = time.perf_counter()
-            session = backend.open(artifacts, opts.batch_size, settings) if todo else None
-            stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
-            samples = None
-            if session is not None and session.precision != "fp32" and opts.agreement_samples > 0:
-                samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
-            loop_start = time.perf_counter()
-            inferred = 0
-            if session is not None:
-                stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                                 entry.collate, plugin=manifest.plugin)
-                outputs = session.run(samples.watch(stream) if samples else stream)
-                try:
-                    inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
-                                              results, _quiet(opts), first_result)
-                    stages["preprocess_and_infer"] = time.perf_counter() - loop_start
-                    parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs it open
-                finally:
-                    session.close()
-            stages.setdefault("preprocess_and_infer", time.perf_counter() - loop_start)
-        measured = None
-        if session is not None:
-            agreement_start = time.perf_counter()
-            measured = {"precision": session.precision, "precision_note": session.precision_note,
-                        "throughput_fps": session.throughput_fps(),
-                        "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
-                        "latency_ms": _percentiles(session.latencies_s),
-                        "parity": artifacts.parity,
-                        "agreement": {"reference": REFERENCE,
-                                      "parity_inputs": parity_inputs,
-                                      "run_samples": samples.figures() if samples else None},
-                        "calibration": session.calibration}
-            stages["agreement"] = time.perf_counter() - agreement_start
+        stages, measured = _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results,
+                                          first_result)
     stages.update(marks)
     if measured is None:  # nothing left to run: keep what the run that did the work measured
         previous = _previous_report(report_path)
@@ -247,6 +194,77 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
             raise Interrupted(f"interrupted: results of {len(results.records)} samples are safe in "
                               f"{results.path}; rerun the same command to resume") from None
     return inferred
+
+
+def _choose_backend(registry: Registry, cluster, opts: RunOptions):
+    """The backend, and why it was chosen: on this host, or on the Ray cluster's nodes."""
+    if cluster is None:
+        return registry.choose_backend(opts.backend, opts.precision)
+    backend = cluster.choose_backend(registry, opts.backend, opts.precision)
+    return backend, (f"--backend {opts.backend}" if opts.backend != "auto" else
+                     f"auto on the Ray cluster: {backend.name}, the highest-ranked backend whose accelerator "
+                     "the cluster has, else what auto picks on this host")
+
+
+def _random_banner(manifest) -> str:
+    where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
+             f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
+             if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
+    return RANDOM_BANNER.format(name=manifest.name, where=where)
+
+
+def _still_to_do(dataset: Dataset, results: ResultLog, resume: bool, output: Path) -> list:
+    """The samples without a result in the log, saying how much an earlier run already did."""
+    todo = [s for s in dataset.samples if s.key not in results.done]
+    if resume and len(todo) == len(dataset.samples):
+        raise UserError(f"nothing to resume in {output}: no results of an earlier run; drop --resume")
+    if not todo:
+        log.info("all %d samples are already done in %s; pass --fresh to run them again",
+                 len(dataset.samples), results.path)
+    elif len(todo) < len(dataset.samples):
+        log.info("resuming: %d of %d samples already done in %s", len(dataset.samples) - len(todo),
+                 len(dataset.samples), results.path)
+    return todo
+
+
+def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results, first_result):
+    """Preprocessing workers and one backend session on this host: (stages, measured figures, or
+    None when nothing was left to run)."""
+    manifest = entry.manifest
+    workers = default_workers() if opts.workers is None else opts.workers
+    input_names = [t.name for t in manifest.inputs]
+    with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
+                      plugin=manifest.plugin) as items:
+        started = time.perf_counter()
+        session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+        stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
+        if session is None:
+            return stages, None
+        samples = None
+        if session.precision != "fp32" and opts.agreement_samples > 0:
+            samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
+        loop_start = time.perf_counter()
+        stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
+                         entry.collate, plugin=manifest.plugin)
+        outputs = session.run(samples.watch(stream) if samples else stream)
+        try:
+            inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
+                                      results, _quiet(opts), first_result)
+            stages["preprocess_and_infer"] = time.perf_counter() - loop_start
+            parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs it open
+        finally:
+            session.close()
+    agreement_start = time.perf_counter()
+    measured = {"precision": session.precision, "precision_note": session.precision_note,
+                "throughput_fps": session.throughput_fps(),
+                "e2e_fps": inferred / stages["preprocess_and_infer"] if inferred else None,
+                "latency_ms": _percentiles(session.latencies_s),
+                "parity": artifacts.parity,
+                "agreement": {"reference": REFERENCE, "parity_inputs": parity_inputs,
+                              "run_samples": samples.figures() if samples else None},
+                "calibration": session.calibration}
+    stages["agreement"] = time.perf_counter() - agreement_start
+    return stages, measured
 
 
 def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, results, first_result):
