@@ -118,14 +118,14 @@ def no_entrypoints(monkeypatch):
     monkeypatch.setenv("MODELZOO_LOAD_ENTRYPOINTS", "0")
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """`modelzoo ...` in a subprocess, as a user runs it."""
     import subprocess
     import sys
 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "modelzoo", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=600)
+                          cwd=cwd, env=full_env, timeout=timeout)
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+
+import pytest
 
 from modelzoo.engines.cluster import INSTALL_HINT
 from tests.conftest import run_cli
@@ -31,3 +34,23 @@ def test_actors_per_node_below_one_is_refused(tmp_path):
     result = run_cli("run", "lvvit", "--engine", "ray", "--actors-per-node", "0", env=without_ray(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: --actors-per-node must be at least 1, got 0"
+
+
+def closed_port() -> int:
+    """A loopback port where nothing listens: one the kernel just handed out and took back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_address_where_nothing_listens_fails_with_one_line(tmp_path):
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{closed_port()}"
+    # Ray alone retries such an address for many minutes; the limit only proves it does not hang.
+    result = run_cli("run", "lvvit", "--engine", "ray", "--address", address, "--output", str(tmp_path / "run"),
+                     timeout=60)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot connect to the Ray cluster at {address}: "), last
+    assert last.endswith("start one with 'ray start --head' or check --address"), last
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -16,6 +17,12 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'modelzoo-lvvit[ray]' (in a checkout: pip install -e \".[ray]\")"
 
+# How long an explicit address may take to accept a connection. Ray's own connect retries an address
+# where nothing listens for many minutes (20 tries of about 40 s in Ray 2.60), and its timeouts
+# (RAY_py_gcs_connect_timeout_s, RAY_gcs_rpc_server_connect_timeout_s) are read once, when Ray is
+# imported, so they cannot be shortened for one connection here: a plain TCP connect comes first.
+CONNECT_TIMEOUT_S = 10.0
+
 
 def import_ray() -> ModuleType:
     try:
@@ -23,6 +30,25 @@ def import_ray() -> ModuleType:
     except ImportError:
         raise UserError(f"--engine ray needs Ray, which is not installed here; {INSTALL_HINT}") from None
     return ray
+
+
+def check_reachable(address: str | None) -> None:
+    """Raise ConnectionError unless something at an explicit `address` ("host:port" or
+    "ray://host:port") accepts a TCP connection within CONNECT_TIMEOUT_S. Ray's own resolution
+    (None, "auto", "local") and addresses it would reject are left to `ray.init`."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not (port.isascii() and port.isdigit()):
+        return  # not host:port: ray.init says what is wrong with it
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"port {port} is not between 1 and 65535")  # Ray would wait on it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except socket.timeout:
+        raise ConnectionError(f"no answer within {CONNECT_TIMEOUT_S:g} s") from None
+    except OSError as exc:
+        raise ConnectionError(exc.strerror or str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,7 @@ class Cluster:
         if self.owned:
             log.info("connecting to Ray%s", f" at {address}" if address else "")
             try:
+                check_reachable(address)
                 # Actor output is not forwarded: failures reach the driver as exceptions.
                 self.ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
