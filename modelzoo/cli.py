@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
     p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
     p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
-    p.add_argument("--workers", type=int, help="preprocessing processes")
+    p.add_argument("--workers", type=int, help="preprocessing workers (processes, or threads where the "
+                                               "plugin says its preprocess releases the GIL)")
 
     p = command("export", cmd_export, "export the model to ONNX (opset from the manifest)")
     p.add_argument("model")
@@ -127,8 +128,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip unreadable images (listed in report.json) instead of stopping")
-    p.add_argument("--workers", type=int, help="preprocessing processes (default: cores, at most 4; "
-                                               "0 = in the main process)")
+    p.add_argument("--workers", type=int, help="preprocessing workers: processes, or threads where the "
+                                               "plugin says its preprocess releases the GIL (default: cores, "
+                                               "at most 4; 0 = in the main thread)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     _model_source_args(p)
     _precision_args(p)

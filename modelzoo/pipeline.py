@@ -234,7 +234,7 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
     workers = default_workers() if opts.workers is None else opts.workers
     input_names = [t.name for t in manifest.inputs]
     with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
-                      plugin=manifest.plugin) as items:
+                      plugin=manifest.plugin, threads=entry.preprocess_in_threads) as items:
         started = time.perf_counter()
         session = backend.open(artifacts, opts.batch_size, settings) if todo else None
         stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}

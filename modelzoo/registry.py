@@ -32,8 +32,12 @@ class ModelEntry:
     preprocess: ``preprocess(source)`` turns one sample's ``source`` (see modelzoo.tasks.Sample:
         an image path for classification) into a dict of input name -> array of that input's
         dtype and shape without the batch axis; a single-input model may return the bare array.
-        It runs in worker processes, so it must be picklable (a module-level function or a
-        functools.partial of one) and should not import torch.
+        It runs in worker processes (or threads, below), so it must be picklable (a module-level
+        function or a functools.partial of one) and should not import torch.
+    preprocess_in_threads: True when preprocess spends its time in code that releases the GIL
+        (Pillow decoding and resizing, numpy) and is thread-safe: its workers are then threads of
+        the main process, which start at once and hand arrays over without pickling them through
+        a pipe. False (a pure-Python tokenizer, say): worker processes, so that it runs in parallel.
     task: what the outputs mean (dataset loader, postprocess, evaluator), see modelzoo.tasks.Task;
         None: the built-in task named by the manifest's ``[task] kind``.
     collate: ``collate(rows)`` makes one batch (input name -> array with the batch axis) from the
@@ -52,6 +56,7 @@ class ModelEntry:
     build: Callable[[str], torch.nn.Module]
     init_random: Callable[[torch.nn.Module, int], None]
     preprocess: Callable[[Any], Arrays | np.ndarray]
+    preprocess_in_threads: bool = False
     task: Task | None = None
     collate: Callable[[list[Arrays]], Arrays] | None = None
     example_inputs: Callable[[int, int], Arrays] | None = None

@@ -40,7 +40,7 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     collate = entry.collate or stack
     count = 0
     with Preprocessor(entry.preprocess, samples, workers, window=4 * max(workers, 1),
-                      plugin=entry.manifest.plugin) as stream:
+                      plugin=entry.manifest.plugin, threads=entry.preprocess_in_threads) as stream:
         for sample, preprocessed, error in tqdm(stream, total=len(samples), desc="preprocess", unit="img",
                                                 disable=quiet or not sys.stderr.isatty()):
             if error is not None:

@@ -1,7 +1,10 @@
-"""Preprocessing in worker processes, streamed into batches while inference runs.
+"""Preprocessing in workers, streamed into batches while inference runs.
 
-At most a bounded number of images is in flight, so memory stays flat however many images a
-dataset holds, and no intermediate file is written.
+Workers are processes, or threads of this process for a plugin whose preprocess spends its time
+in code that releases the GIL (Pillow, numpy): threads need no start-up imports and no pickling
+of every array across a pipe, which on a small host is CPU taken from inference. At most a
+bounded number of samples is in flight, so memory stays flat however many a dataset holds, and
+no intermediate file is written.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import collections
 import multiprocessing
 import os
 import signal
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -44,7 +47,8 @@ def _load(preprocess: Preprocess, source: Any, plugin: str) -> tuple[Any, str | 
 
 
 class Preprocessor:
-    """(sample, preprocessed or None, error or None) for every sample, in order, from worker processes.
+    """(sample, preprocessed or None, error or None) for every sample, in order, from workers:
+    `threads` (see ModelEntry.preprocess_in_threads) or processes; none when `workers` is 0.
 
     The pool starts and the first images are submitted on entering the context, so that worker
     start-up overlaps whatever the caller does next (opening the backend). At most `window`
@@ -52,24 +56,30 @@ class Preprocessor:
     """
 
     def __init__(self, preprocess: Preprocess, samples: list[Sample], workers: int, window: int,
-                 *, plugin: str):
+                 *, plugin: str, threads: bool = False):
         self.preprocess = preprocess
         self.plugin = plugin
         self.todo = iter(samples)
         self.workers = workers
+        self.threads = threads
         self.window = max(window, workers)
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Executor | None = None
         self.pending: collections.deque[tuple[Sample, Future]] = collections.deque()
 
     def __enter__(self) -> Preprocessor:
         if self.workers > 0:
-            # spawn: the parent holds inference threads, which a forked child must not inherit.
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_ignore_sigint)
+            self.pool = self._pool()
             for _ in range(self.window):
                 if not self._submit_next():
                     break
         return self
+
+    def _pool(self) -> Executor:
+        if self.threads:
+            return ThreadPoolExecutor(self.workers, thread_name_prefix="preprocess")
+        # spawn: the parent holds inference threads, which a forked child must not inherit.
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_ignore_sigint)
 
     def __exit__(self, *exc_info) -> None:
         if self.pool is not None:

@@ -42,6 +42,7 @@ def modelzoo_register_models(register):
         build=build,
         init_random=init_random,
         preprocess=functools.partial(preprocess_image, **manifest.preprocess),
+        preprocess_in_threads=True,  # Pillow and numpy release the GIL for decoding, resizing, lookups
         demo_data=DEMO_DATA,
         build_upstream=build_upstream,
     ))

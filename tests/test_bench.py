@@ -58,11 +58,31 @@ def test_the_plot_is_a_png(result):
 def test_results_that_arrive_together_do_not_make_a_rate():
     # Two batches finish 1 µs apart: the old gap-based max read 4,000,000 img/s here.
     stamps = [0.0, 1.0, 2.0, 2.000001, 3.0, 4.0]
-    figures = bench_figures(stamps, [0.9, 1.0, 1.0, 1.0, 1.0], batch_size=4, warmup=1)
+    figures = bench_figures(stamps, [0.9, 1.0, 1.0, 1.0, 1.0], batch_size=4, warmup=1, in_flight=2)
     assert figures["fps"] == pytest.approx(4 * 4 / 3.0)  # 4 batches after the warm-up, in 3 s
     assert figures["latency_ms_p50"] == pytest.approx(1000.0)
     with pytest.raises(ValueError):
         bench_figures([0.0, 1.0], [1.0], batch_size=1, warmup=1)
+
+
+def test_timed_batches_that_finish_with_the_warm_up_are_timed_by_their_run_times():
+    # Two requests in flight, each batch 1 s: warm-up batch and first timed batch finish together,
+    # the second timed one a second later. The gap alone would read 8 images in 1 s; the floor
+    # (2 batches of 1 s, two at a time) agrees; with all timed ones finishing at once it rules.
+    assert bench_figures([0.0, 1.0, 1.0, 2.0], [1.0] * 3, batch_size=4, warmup=1, in_flight=2)["fps"] == 8.0
+    assert bench_figures([0.0, 1.0, 1.0, 1.0], [1.0] * 3, batch_size=4, warmup=1, in_flight=2)["fps"] == 8.0
+
+
+def test_openvino_with_few_timed_batches_reads_a_rate_its_requests_can_reach(tmp_path):
+    """The case that read 976,562 img/s: one warm-up and two timed batches on OpenVINO's two requests."""
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tiny_plugin)
+    data = bench(Registry(pm), "tinycnn", ["openvino"], [4], warmup=1, iters=2, output=tmp_path,
+                 cache_dir=tmp_path / "cache", precisions=("fp32",))
+    row = data["rows"][0]
+    assert row["batches"] == 2 and row["in_flight"] >= 1
+    # No faster than its requests' own run times allow (p50 of two is their mean).
+    assert row["fps"] <= row["in_flight"] * 4 / (row["latency_ms_p50"] / 1000) * (1 + 1e-9)
 
 
 def test_all_means_every_precision_each_backend_runs_here():

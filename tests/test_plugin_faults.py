@@ -75,18 +75,23 @@ def test_a_collate_that_raises_is_named(tmp_path, tiny_data, tiny_weights):
         run(replaced(collate=collate), options(tmp_path, tiny_data, tiny_weights))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_preprocess_that_raises_in_a_worker_is_named_with_the_sample(tmp_path, tiny_data, tiny_weights, workers):
+@pytest.mark.parametrize("workers,threads", [(0, False), (2, False), (2, True)],
+                         ids=["main thread", "processes", "threads"])
+def test_preprocess_that_raises_in_a_worker_is_named_with_the_sample(tmp_path, tiny_data, tiny_weights, workers,
+                                                                     threads):
     with pytest.raises(PluginError) as info:
-        run(replaced(preprocess=failing_preprocess), options(tmp_path, tiny_data, tiny_weights, workers))
+        run(replaced(preprocess=failing_preprocess, preprocess_in_threads=threads),
+            options(tmp_path, tiny_data, tiny_weights, workers))
     message = str(info.value)
     assert message.startswith(f"plugin '{PLUGIN}' raised ValueError in preprocess on ")
     assert "pic0.png: cannot decode pic0.png" in message
 
 
-def test_a_user_error_from_preprocess_stays_the_users_one_line(tmp_path, tiny_data, tiny_weights):
+@pytest.mark.parametrize("threads", [False, True], ids=["processes", "threads"])
+def test_a_user_error_from_preprocess_stays_the_users_one_line(tmp_path, tiny_data, tiny_weights, threads):
     with pytest.raises(UserError, match="^picture .*pic0.png is damaged; remove it$"):
-        run(replaced(preprocess=refusing_preprocess), options(tmp_path, tiny_data, tiny_weights, workers=2))
+        run(replaced(preprocess=refusing_preprocess, preprocess_in_threads=threads),
+            options(tmp_path, tiny_data, tiny_weights, workers=2))
 
 
 def test_the_report_names_the_plugins_distribution_and_version():

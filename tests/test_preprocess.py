@@ -330,3 +330,16 @@ def test_every_uint8_level_normalises_exactly_as_modelzoos_float64_formula(tmp_p
     ours = preprocess_image(tmp_path / "levels.png", resize=224, crop=224)  # no resampling at this size
     np.testing.assert_array_equal(ours, modelzoo_normalise(pixels))
     assert all(len(np.unique(pixels[..., c])) == 256 for c in range(3))
+
+
+def test_in_threads_every_image_gets_its_own_exact_pipeline(samples: Path) -> None:
+    """The plugin runs this preprocess in threads: many images at once give each its own result."""
+    from modelzoo.stream import Preprocessor
+    from modelzoo.tasks import Sample
+
+    paths = sorted(samples.iterdir()) * 4
+    with Preprocessor(preprocess_image, [Sample(str(i), p) for i, p in enumerate(paths)], workers=4, window=16,
+                      plugin="modelzoo_lvvit", threads=True) as stream:
+        for (sample, array, error), path in zip(stream, paths, strict=True):
+            assert error is None
+            np.testing.assert_array_equal(array, expected_for(path))

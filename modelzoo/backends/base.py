@@ -59,11 +59,13 @@ class Session:
     precision_note = ""     # how that was decided, for the report
     identity = ""           # the model file it runs, with its settings: part of cache keys
     calibration: dict | None = None  # what a statically quantised model was calibrated on
+    in_flight = 1           # batches it runs at once
 
     def __init__(self) -> None:
         self.compute_seconds = 0.0
         self.images = 0
         self.latencies_s: list[float] = []  # per batch, from start of compute to its result
+        self.finished_at: list[float] = []  # per batch, perf_counter() when its result was ready
 
     def infer(self, inputs: Arrays) -> Arrays:
         """One batch: input name -> array in, output name -> array out."""
@@ -75,7 +77,8 @@ class Session:
             inputs = pad_batch(batch.inputs, n, self.static_batch) if self.static_batch else batch.inputs
             start = time.perf_counter()
             outputs = self.infer(inputs)
-            self.latencies_s.append(time.perf_counter() - start)
+            self.finished_at.append(time.perf_counter())
+            self.latencies_s.append(self.finished_at[-1] - start)
             self.compute_seconds += self.latencies_s[-1]
             self.images += n
             yield batch.keys, {name: out[:n] for name, out in outputs.items()}
@@ -137,17 +140,19 @@ class Backend:
         """Pure-inference images/s at one batch size and per-batch latency percentiles.
 
         A stream of identical batches runs through the session; throughput is the images
-        completed after the warm-up over the wall time they took, so a session keeping several
-        batches in flight is measured at its steady rate, and two results that arrive together
-        count as what they are: two batches in the time since the last one.
+        completed after the warm-up over the wall time they took, timed by when each batch
+        finished (not when the session handed it back), so a session keeping several batches in
+        flight is measured at its steady rate, and two results that finish together count as
+        what they are: two batches in the time since the last one.
         """
         batch = Batch([f"bench{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, seed=0))
         session = self.open(artifacts, batch_size, settings)
         try:
-            stamps = [time.perf_counter()]
+            start = time.perf_counter()
             for _ in session.run(itertools.repeat(batch, warmup + iters)):
-                stamps.append(time.perf_counter())
+                pass
         finally:
             session.close()
-        return {**bench_figures(stamps, session.latencies_s, batch_size, warmup),
+        stamps = [start, *sorted(session.finished_at)]
+        return {**bench_figures(stamps, session.latencies_s, batch_size, warmup, session.in_flight),
                 "precision": session.precision}

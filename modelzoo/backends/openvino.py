@@ -43,8 +43,8 @@ class OpenVinoSession(Session):
 
         self.compiled = compiled
         self.static_batch = static_batch
-        requests = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self.queue = ov.AsyncInferQueue(compiled, requests)
+        self.in_flight = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.queue = ov.AsyncInferQueue(compiled, self.in_flight)
         self.queue.set_callback(self._done)
         self.output_names = [port.get_any_name() for port in compiled.outputs]
         self._results: dict[int, dict[str, np.ndarray]] = {}
@@ -68,6 +68,7 @@ class OpenVinoSession(Session):
         out = {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.output_names)}
         with self._lock:
             self._results[seq] = out
+            self.finished_at.append(time.perf_counter())
             self.latencies_s.append(request.latency / 1000)  # the request's own run, in ms
             self._in_flight -= 1
             if self._in_flight == 0:
