@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass
 from types import ModuleType
@@ -75,12 +76,14 @@ class Cluster:
         self.owned = not self.ray.is_initialized()
         if self.owned:
             log.info("connecting to Ray%s", f" at {address}" if address else "")
+            from_env = os.environ.get("RAY_ADDRESS")
+            where = address or (f"{from_env} (RAY_ADDRESS)" if from_env else "this host")
             try:
-                check_reachable(address)
+                check_reachable(address or from_env)
                 # Actor output is not forwarded: failures reach the driver as exceptions.
                 self.ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise UserError(f"cannot connect to the Ray cluster at {address or 'RAY_ADDRESS / this host'}: "
+                raise UserError(f"cannot connect to the Ray cluster at {where}: "
                                 f"{str(exc).strip().splitlines()[0]}; start one with 'ray start --head' or "
                                 "check --address") from None
 
