@@ -1,6 +1,6 @@
 """Reproduces the performance tables in one run: figures, ratios and the targets they are held to.
 
-    python benchmarks/run_benchmarks.py [--rounds 3] [--out benchmarks/results]
+    python benchmarks/run_benchmarks.py [--rounds 5] [--out benchmarks/results]
 
 LV-ViT-S at batch size 4 with random weights (speed does not depend on the values):
 1. Pure inference. Every cell runs in a fresh process and the cells take turns, round after
@@ -246,7 +246,7 @@ def main() -> None:
         print(json.dumps(reference(onnx_path, hint, 3, int(iters), cache)))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=40, help="timed batches per pure cell")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--work", type=Path, help="keep the work files (data, cache) here")
