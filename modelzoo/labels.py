@@ -38,54 +38,16 @@ def read_labels(path: Path, num_classes: int | None = None) -> dict[str, int]:
     image (same name, or names with the same `image_key`, which would collide downstream).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(
-            f"cannot read label file {path}: {exc.strerror or exc}; check the --labels path"
-        ) from None
-    try:
-        text = data.decode("utf-8-sig")  # strips a leading BOM if there is one
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"label file {path} is not UTF-8 text (byte {exc.start}); "
-            "pass a text file with '<image name> <class>' lines"
-        ) from None
-
     labels: dict[str, int] = {}
     first_line_of_key: dict[str, tuple[int, str]] = {}
     # Split on '\n' only: str.splitlines() also breaks on \x0b, \x1c, U+2028..., which would
     # make the reported line numbers disagree with what an editor shows.
-    for number, raw in enumerate(text.split("\n"), start=1):
+    for number, raw in enumerate(_read_text(path).split("\n"), start=1):
         line = raw.strip()  # also drops the '\r' of CRLF files
         if not line:
             continue
-        fields = line.split()
-        where = f"{path} line {number}"
-        if len(fields) != 2:
-            raise UserError(
-                f"malformed line in label file {where}: {line[:80]!r}; "
-                "expected '<image file name> <class index>'"
-            )
-        name, class_text = fields
-        if not _CLASS_RE.fullmatch(class_text):
-            raise UserError(
-                f"class {class_text[:40]!r} in label file {where} is not an integer; "
-                "expected a 0-based class index"
-            )
-        label = int(class_text)
-        if label < 0 or (num_classes is not None and label >= num_classes):
-            limit = f"0..{num_classes - 1}" if num_classes is not None else "0 or more"
-            raise UserError(
-                f"class {label} in label file {where} is out of range ({limit}); "
-                "check that the labels are 0-based and match the model"
-            )
+        name, label = _parse_line(line, f"{path} line {number}", num_classes)
         key = image_key(name)
-        if not key:
-            raise UserError(
-                f"image name {name[:80]!r} in label file {where} has nothing before its first '.'; "
-                "rename the image"
-            )
         if key in first_line_of_key:
             first_number, first_name = first_line_of_key[key]
             same = "is listed twice" if first_name == name else f"has the same key as {first_name!r}"
@@ -101,3 +63,48 @@ def read_labels(path: Path, num_classes: int | None = None) -> dict[str, int]:
             f"label file {path} has no labels; expected '<image file name> <class index>' lines"
         )
     return labels
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(
+            f"cannot read label file {path}: {exc.strerror or exc}; check the --labels path"
+        ) from None
+    try:
+        return data.decode("utf-8-sig")  # strips a leading BOM if there is one
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"label file {path} is not UTF-8 text (byte {exc.start}); "
+            "pass a text file with '<image name> <class>' lines"
+        ) from None
+
+
+def _parse_line(line: str, where: str, num_classes: int | None) -> tuple[str, int]:
+    """(image file name, class) from one non-blank line, or the one-line error naming `where`."""
+    fields = line.split()
+    if len(fields) != 2:
+        raise UserError(
+            f"malformed line in label file {where}: {line[:80]!r}; "
+            "expected '<image file name> <class index>'"
+        )
+    name, class_text = fields
+    if not _CLASS_RE.fullmatch(class_text):
+        raise UserError(
+            f"class {class_text[:40]!r} in label file {where} is not an integer; "
+            "expected a 0-based class index"
+        )
+    label = int(class_text)
+    if label < 0 or (num_classes is not None and label >= num_classes):
+        limit = f"0..{num_classes - 1}" if num_classes is not None else "0 or more"
+        raise UserError(
+            f"class {label} in label file {where} is out of range ({limit}); "
+            "check that the labels are 0-based and match the model"
+        )
+    if not image_key(name):
+        raise UserError(
+            f"image name {name[:80]!r} in label file {where} has nothing before its first '.'; "
+            "rename the image"
+        )
+    return name, label
