@@ -52,6 +52,17 @@ def check_reachable(address: str | None) -> None:
         raise ConnectionError(exc.strerror or str(exc)) from None
 
 
+def _connect_hint() -> str:
+    """What to check when something answers at the address but Ray does not let us in."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return "check --address, and that RAY_AUTH_TOKEN (or ~/.ray/auth_token) holds the cluster's token"
+    # `ray start` turns token authentication on by default since Ray 2.59; a driver without the
+    # token is refused with nothing in the exception but "Failed to connect".
+    return ("check --address; a cluster started by `ray start` (Ray 2.59 or later) wants token "
+            "authentication: set RAY_AUTH_MODE=token, with the token from `ray get-auth-token` in "
+            "RAY_AUTH_TOKEN or ~/.ray/auth_token")
+
+
 @dataclass(frozen=True)
 class Node:
     node_id: str
@@ -80,12 +91,15 @@ class Cluster:
             where = address or (f"{from_env} (RAY_ADDRESS)" if from_env else "this host")
             try:
                 check_reachable(address or from_env)
+            except (ConnectionError, ValueError) as exc:
+                raise UserError(f"cannot connect to the Ray cluster at {where}: {exc}; start one with "
+                                "'ray start --head' or check --address") from None
+            try:
                 # Actor output is not forwarded: failures reach the driver as exceptions.
                 self.ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise UserError(f"cannot connect to the Ray cluster at {where}: "
-                                f"{str(exc).strip().splitlines()[0]}; start one with 'ray start --head' or "
-                                "check --address") from None
+                                f"{str(exc).strip().splitlines()[0]}; {_connect_hint()}") from None
 
     def nodes(self) -> list[Node]:
         """The nodes alive now."""
