@@ -262,7 +262,9 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
                 "parity": artifacts.parity,
                 "agreement": {"reference": REFERENCE, "parity_inputs": parity_inputs,
                               "run_samples": samples.figures() if samples else None},
-                "calibration": session.calibration}
+                "calibration": session.calibration,
+                "preprocessing": {"workers": workers, "in": "main thread" if workers == 0 else
+                                  "threads" if entry.preprocess_in_threads else "processes"}}
     stages["agreement"] = time.perf_counter() - agreement_start
     return stages, measured
 
@@ -290,7 +292,8 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                     "precision": work.precision[0] if work.precision else None,
                     "precision_note": work.precision[1] if work.precision else None,
                     # Not measured on a cluster: the sessions run on other nodes.
-                    "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None}
+                    "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
+                    "preprocessing": {"workers": 0, "in": "each actor's own thread"}}
         return stages, inferred, measured, work.report()
     finally:
         cluster.close()
@@ -298,7 +301,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.
 MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
-            "calibration")
+            "calibration", "preprocessing")
 
 MEASURES = {
     "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def test_the_readme_command_works_with_nothing_given(tmp_path, cache_dir):
     assert path.parent.name == f"{report['backend']}-bs4"
     assert report["weights"]["random"] is True and report["data"]["demo"] is True
     assert report["images"] == 8
+    assert report["preprocessing"] == {"workers": min(4, os.cpu_count()), "in": "threads"}  # LV-ViT's Pillow
 
 
 @pytest.mark.slow

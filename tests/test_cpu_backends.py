@@ -140,6 +140,7 @@ def test_every_backend_runs_the_pipeline_to_the_torch_models_answers(registry, t
                                       output=tmp_path, weights=tiny_weights, cache_dir=tmp_path / "cache",
                                       workers=workers, quiet=True, precision="fp32"))
     assert report["backend"] == backend and report["images"] == 7 and report["throughput_fps"] > 0
+    assert report["preprocessing"] == {"workers": workers, "in": "processes" if workers else "main thread"}
     assert predicted_classes(tmp_path) == expected
     assert report["top1"] == pytest.approx(np.mean([expected[k][0] == c for k, c in labels.items()]))
     assert report["top5"] == pytest.approx(np.mean([c in expected[k] for k, c in labels.items()]))

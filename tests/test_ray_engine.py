@@ -35,8 +35,9 @@ IMAGES = 40
 BATCH = 2
 # Figures that measure this particular process, not the evaluation.
 # agreement: a cluster run does not compare its sessions with torch (they run on other nodes).
+# preprocessing: where it ran (a local run's workers; a cluster's actors).
 TIMING_KEYS = {"throughput_fps", "e2e_fps", "latency_ms", "stages_s", "peak_rss_mb", "created", "resumed_images",
-               "cluster", "agreement"}
+               "cluster", "agreement", "preprocessing"}
 
 
 @pytest.fixture(scope="module")
