@@ -65,34 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", cmd_run, "evaluate a model end to end: export, compile, infer, score, report")
     _run_args(p)
 
-    p = command("preprocess", cmd_preprocess,
-                "write one <key>.bin per sample (per input), as ModelZoo's preprocess script does")
-    p.add_argument("model")
-    p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
-    p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
-    p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
-    p.add_argument("--workers", type=int, help="preprocessing workers (processes, or threads where the "
-                                               "plugin says its preprocess releases the GIL)")
-
-    p = command("export", cmd_export, "export the model to ONNX (opset from the manifest)")
-    p.add_argument("model")
-    _weights_arg(p)
-    p.add_argument("--output", type=Path, required=True, help="ONNX file to write")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--bs", type=int, help="static batch size")
-    group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
-    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
-    _model_source_args(p)
-    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
-
-    p = command("postprocess", cmd_postprocess,
-                "score ais_bench result files (<stem>_<output>.txt|bin|npy) with the model's task")
-    p.add_argument("model")
-    p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
-    p.add_argument("--data", type=Path, help="the dataset the results are of (its targets are used)")
-    p.add_argument("--labels", type=Path, help="label file (classification: enough without --data)")
-    p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
+    _preprocess_args(command("preprocess", cmd_preprocess, "write one <key>.bin per sample (per input), "
+                                                           "as ModelZoo's preprocess script does"))
+    _export_args(command("export", cmd_export, "export the model to ONNX (opset from the manifest)"))
+    _postprocess_args(command("postprocess", cmd_postprocess, "score ais_bench result files "
+                                                              "(<stem>_<output>.txt|bin|npy) with the model's task"))
 
     p = command("bench", cmd_bench, "measure pure-inference throughput per backend and batch size")
     _bench_args(p)
@@ -104,13 +81,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
 
-    p = command("source", cmd_source, "check out upstream's code at the manifest's commit and apply "
-                                      "its patches (for --model-source upstream)")
+    _source_args(command("source", cmd_source, "check out upstream's code at the manifest's commit and apply "
+                                               "its patches (for --model-source upstream)"))
+    return parser
+
+
+def _preprocess_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
+    p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
+    p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
+    p.add_argument("--workers", type=int, help="preprocessing workers (processes, or threads where the "
+                                               "plugin says its preprocess releases the GIL)")
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    _weights_arg(p)
+    p.add_argument("--output", type=Path, required=True, help="ONNX file to write")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--bs", type=int, help="static batch size")
+    group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
+    _model_source_args(p)
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+
+
+def _postprocess_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model")
+    p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
+    p.add_argument("--data", type=Path, help="the dataset the results are of (its targets are used)")
+    p.add_argument("--labels", type=Path, help="label file (classification: enough without --data)")
+    p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model")
     p.add_argument("--from", dest="from_dir", type=Path,
                    help="copy this local checkout instead of cloning (offline)")
     p.add_argument("--dest", type=Path, help="where to put it (default $MODELZOO_HOME/sources/MODEL)")
-    return parser
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
