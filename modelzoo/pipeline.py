@@ -73,11 +73,8 @@ class RunOptions:
 def run(registry: Registry, opts: RunOptions) -> dict:
     """Evaluate a model on a dataset with one backend; returns the report also written to disk."""
     run_start = time.perf_counter()
-    if opts.batch_size < 1:
-        raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
+    _check_options(opts)
     entry = registry.model(opts.model)
-    if opts.actors_per_node is not None and opts.actors_per_node < 1:
-        raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
     cluster = connect(opts.engine, opts.address)
     backend, backend_choice = _choose_backend(registry, cluster, opts)
     manifest, task = entry.manifest, entry.task
@@ -93,19 +90,9 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
                           quiet=opts.quiet, upstream=upstream)
 
-    calibration = None
-    if opts.precision == "int8":
-        everything = load_dataset(entry, opts.data, opts.labels) if opts.calibration_data is None else None
-        calibration = choose_calibration(entry, opts.calibration, opts.calibration_data, everything)
-    settings = BackendSettings(workdir=output, device=opts.device, soc_version=opts.soc_version,
-                               dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
-                               precision=opts.precision, calibration=calibration)
+    settings = _backend_settings(entry, opts, output)
     backend.check_paths(settings, cache.root)  # before minutes of export and compile
-    results = ResultLog(output, {
-        "model": manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
-        "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
-        "model_source": opts.model_source, "task": task.kind, "data": samples_digest(dataset.samples)},
-        fresh=opts.fresh)
+    results = _result_log(opts, entry, backend, weights, dataset, output)
     todo = _still_to_do(dataset, results, opts.resume, output)
     log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
@@ -120,37 +107,22 @@ def run(registry: Registry, opts: RunOptions) -> dict:
                                           first_result)
     stages.update(marks)
     if measured is None:  # nothing left to run: keep what the run that did the work measured
-        previous = _previous_report(report_path)
-        measured = {key: previous.get(key) for key in MEASURED}
+        measured = _measured_before(report_path)
     post_start = time.perf_counter()
     records = {s.key: results.records[s.key] for s in dataset.samples if s.key in results.records}
     metrics = evaluate(entry, dataset, records)
     stages["postprocess"] = time.perf_counter() - post_start
-    expected = manifest.expected["metrics"]
     report = {
-        "model": manifest.name,
-        "task": task.kind,
-        "backend": backend.name,
-        "backend_choice": backend_choice,
-        "batch_size": opts.batch_size,
-        "precision_requested": opts.precision,
-        "model_source": opts.model_source,
+        **_what_ran(opts, entry, backend, backend_choice),
         "images": len(records),
         "skipped": results.skipped,
         **{key: metrics.get(key) for key in task.report_keys},
         "metrics": metrics,
         **measured,
-        "weights": weights.to_report(),
-        "data": {**dataset.to_report(), "limit": opts.limit},
-        "measures": MEASURES,
-        "expected": expected,
-        **({"expected_top1": expected["top1"]} if "top1" in expected else {}),
+        **_run_context(opts, entry, backend, weights, dataset),
         "stages_s": stages,
         "peak_rss_mb": peak_rss_mb(),
         "resumed_images": len(dataset.samples) - len(todo),
-        "plugin": plugin_version(manifest.plugin),
-        "host": host_description(),
-        "versions": versions(backend),
         **({"cluster": cluster_report} if cluster_report else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -158,6 +130,50 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     atomic_write_json(report_path, report)
     report["report_path"] = str(report_path)
     return report
+
+
+def _check_options(opts: RunOptions) -> None:
+    if opts.batch_size < 1:
+        raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
+    if opts.actors_per_node is not None and opts.actors_per_node < 1:
+        raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
+
+
+def _result_log(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset, output: Path) -> ResultLog:
+    """results.jsonl, keyed by everything a stored result depends on: a rerun resumes only on a match."""
+    return ResultLog(output, {
+        "model": entry.manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
+        "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
+        "model_source": opts.model_source, "task": entry.task.kind, "data": samples_digest(dataset.samples)},
+        fresh=opts.fresh)
+
+
+def _backend_settings(entry: ModelEntry, opts: RunOptions, output: Path) -> BackendSettings:
+    """What the run asks of its backend, with the calibration images when it quantises to int8."""
+    calibration = None
+    if opts.precision == "int8":
+        everything = load_dataset(entry, opts.data, opts.labels) if opts.calibration_data is None else None
+        calibration = choose_calibration(entry, opts.calibration, opts.calibration_data, everything)
+    return BackendSettings(workdir=output, device=opts.device, soc_version=opts.soc_version,
+                           dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
+                           precision=opts.precision, calibration=calibration)
+
+
+def _what_ran(opts: RunOptions, entry: ModelEntry, backend, backend_choice: dict) -> dict:
+    """The report's opening keys: which model, task, backend and settings."""
+    return {"model": entry.manifest.name, "task": entry.task.kind, "backend": backend.name,
+            "backend_choice": backend_choice, "batch_size": opts.batch_size,
+            "precision_requested": opts.precision, "model_source": opts.model_source}
+
+
+def _run_context(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset) -> dict:
+    """The report's keys on what the figures rest on: weights, data, expectations, host, versions."""
+    expected = entry.manifest.expected["metrics"]
+    return {"weights": weights.to_report(), "data": {**dataset.to_report(), "limit": opts.limit},
+            "measures": MEASURES, "expected": expected,
+            **({"expected_top1": expected["top1"]} if "top1" in expected else {}),
+            "plugin": plugin_version(entry.manifest.plugin), "host": host_description(),
+            "versions": versions(backend)}
 
 
 def load_dataset(entry: ModelEntry, data: Path | None, labels: Path | None, limit: int | None = None) -> Dataset:
@@ -343,11 +359,13 @@ def plugin_version(module: str) -> dict[str, str | None]:
     return {"module": module, "distribution": None, "version": None}
 
 
-def _previous_report(path: Path) -> dict:
+def _measured_before(path: Path) -> dict:
+    """The MEASURED figures of the report at `path` (None each where it is missing or unreadable)."""
     try:
-        return json.loads(path.read_text())
+        previous = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}
+        previous = {}
+    return {key: previous.get(key) for key in MEASURED}
 
 
 def peak_rss_mb() -> float:
