@@ -263,6 +263,17 @@ def _registry():
     return Registry(get_plugin_manager())
 
 
+def _tensor_extras(t) -> str:
+    """An input's drawing range, an output's parity check, for `modelzoo info`."""
+    if t.range:
+        return f", range [{t.range[0]}, {t.range[1]})"
+    if t.check is None:
+        return ""
+    keys = {"scores": ("atol", "min_cosine", "min_agreement", "class_axis"), "values": ("atol", "min_cosine"),
+            "labels": ("min_equal",)}[t.check.compare]
+    return f", compare {t.check.compare} ({', '.join(f'{k} {getattr(t.check, k):g}' for k in keys)})"
+
+
 def cmd_list(args) -> None:
     from modelzoo.plugins import get_plugin_manager
     from modelzoo.precision import runnable_here
@@ -299,7 +310,7 @@ def cmd_info(args) -> None:
     for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
         for t in tensors:
             shape = ",".join(str(d) for d in t.shape)
-            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]")
+            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]{_tensor_extras(t)}")
     if m.preprocess:
         print("  preprocess  " + ", ".join(f"{k} {v}" for k, v in m.preprocess.items()))
     flags = " ".join(m.atc.get("extra_flags", []))
