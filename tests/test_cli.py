@@ -109,9 +109,50 @@ def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
     assert "unknown model 'resnet'" in error_line(run_cli("run", "resnet"))
     assert "unknown backend" in error_line(run_cli("run", "lvvit", "--backend", "tpu", "--data", str(dataset_dir)))
     assert "label file" in error_line(run_cli("run", "lvvit", "--data", str(dataset_dir / "images")))
-    assert "--bs must be at least 1" in error_line(run_cli("run", "lvvit", "--bs", "0"))
     debug = run_cli("run", "resnet", "--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (("run", "lvvit", "--limit", "-2"), "argument --limit: must be at least 1, got -2"),
+    (("run", "lvvit", "--limit", "0"), "argument --limit: must be at least 1, got 0"),
+    (("run", "lvvit", "--workers", "-1"), "argument --workers: must be at least 0, got -1"),
+    (("run", "lvvit", "--bs", "abc"), "argument --bs/--batchsize: expected a whole number, got 'abc'"),
+    (("run", "lvvit", "--bs", "0"), "argument --bs/--batchsize: must be at least 1, got 0"),
+    (("run", "lvvit", "--calibration", "0"), "argument --calibration: must be at least 1, got 0"),
+    (("run", "lvvit", "--agreement-samples", "-1"), "argument --agreement-samples: must be at least 0, got -1"),
+    (("run", "lvvit", "--actors-per-node", "0"), "argument --actors-per-node: must be at least 1, got 0"),
+    (("run", "lvvit", "--device", "0,0"), "argument --device: expected distinct device ids"),
+    (("run", "lvvit", "--dynamic-batch", "4,0"), "argument --dynamic-batch: batch sizes must be at least 1"),
+    (("bench", "lvvit", "--bs", "0"), "argument --bs/--batchsize: batch sizes must be at least 1, got '0'"),
+    (("bench", "lvvit", "--iters", "0"), "argument --iters/--loop: must be at least 1, got 0"),
+    (("bench", "lvvit", "--warmup", "-1"), "argument --warmup: must be at least 0, got -1"),
+    (("bench", "lvvit", "--device", "npu0"), "argument --device: expected distinct device ids"),
+    (("export", "lvvit"), "the following arguments are required: --output"),
+    (("export", "lvvit", "--output", "x.onnx", "--bs", "-4"), "argument --bs: must be at least 1, got -4"),
+    (("preprocess", "lvvit", "--data", "d", "--save-bin", "b", "--workers", "-3"),
+     "argument --workers: must be at least 0, got -3"),
+], ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
+def test_bad_option_values_are_one_line_before_anything_is_written(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()  # no usage block, no traceback
+    assert line.startswith(f"modelzoo {args[0]}: error: {message}"), line
+    assert line.endswith(f"see 'modelzoo {args[0]} --help'")
+    assert list(tmp_path.iterdir()) == []  # no output folder, no cache, no export
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
+    """`modelzoo list | head -1`: the reader has gone before the listing is written."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "modelzoo", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # long before the interpreter has started and written anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception ignored" not in stderr
 
 
 def test_list_and_info():
