@@ -76,9 +76,9 @@ def test_rerun_reuses_cached_artifacts_and_says_so(ort_run, dataset_dir, spread_
 def test_the_readme_command_works_with_nothing_given(tmp_path, cache_dir):
     result = ok(run_cli("run", "lvvit", "--bs", "4", "--cache-dir", str(cache_dir), cwd=tmp_path))
     assert "RANDOM weights" in result.stderr
-    [path] = tmp_path.glob("modelzoo-out/lvvit/*-bs4/report.json")  # the backend auto picked
+    [path] = tmp_path.glob("modelzoo-out/lvvit/*-bs4-demo/report.json")  # the backend auto picked
     report = json.loads(path.read_text())
-    assert path.parent.name == f"{report['backend']}-bs4"
+    assert path.parent.name == f"{report['backend']}-bs4-demo"
     assert report["weights"]["random"] is True and report["data"]["demo"] is True
     assert report["images"] == 8
     assert report["preprocessing"] == {"workers": min(4, os.cpu_count()), "in": "threads"}  # LV-ViT's Pillow
@@ -109,6 +109,12 @@ def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
     assert "unknown model 'resnet'" in error_line(run_cli("run", "resnet"))
     assert "unknown backend" in error_line(run_cli("run", "lvvit", "--backend", "tpu", "--data", str(dataset_dir)))
     assert "label file" in error_line(run_cli("run", "lvvit", "--data", str(dataset_dir / "images")))
+    missing = tmp_path / "nonexistent"
+    assert error_line(run_cli("run", "lvvit", "--data", str(missing))) == \
+        f"error: data folder {missing} does not exist; check --data"
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    empty = error_line(run_cli("run", "lvvit", "--data", str(tmp_path / "empty")))
+    assert empty.startswith(f"error: folder {tmp_path / 'empty' / 'images'} holds no images (")
     debug = run_cli("run", "resnet", "--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
