@@ -179,7 +179,8 @@ def test_an_installed_plugin_that_fails_to_import_is_named_and_can_be_disabled(t
     assert info.returncode == 2
     last = info.stderr.strip().splitlines()[-1]
     assert last.startswith("error: installed plugin 'broken' (no_such_module_here) failed to load")
-    assert last.endswith("fix it, or skip it with MODELZOO_DISABLE_PLUGINS=broken")
+    assert last.endswith("fix it, or skip it with MODELZOO_DISABLE_PLUGINS=broken "
+                         "(pass --debug for the plugin's traceback)")
     assert run_cli("info", "lvvit", "--disable-plugin", "broken", env=env).returncode == 0
     assert run_cli("info", "lvvit", env={**env, "MODELZOO_DISABLE_PLUGINS": "other,broken"}).returncode == 0
 
