@@ -103,6 +103,23 @@ def test_a_truncated_image_stops_the_run_or_is_skipped(tmp_path, dataset_dir, sp
     assert [(s["key"], s["source"]) for s in report["skipped"]] == [("ILSVRC2012_val_00000003", str(victim))]
 
 
+def test_a_non_image_named_jpeg_is_refused_before_any_export(tmp_path, dataset_dir, spread_checkpoint):
+    data = tmp_path / "data"
+    shutil.copytree(dataset_dir, data)
+    victim = data / "images" / "ILSVRC2012_val_00000002.JPEG"
+    victim.write_text("<html>403 Forbidden</html>")
+    common = ["run", "lvvit", "--bs", "4", "--data", str(data), "--weights", str(spread_checkpoint),
+              "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    line = error_line(run_cli(*common))
+    assert line == (f"error: cannot read image {victim}: not an image (no JPEG, PNG, BMP, GIF, TIFF, WebP or PPM "
+                    "header); remove it or pass --skip-invalid")
+    for image in (data / "images").iterdir():
+        image.write_bytes(b"")
+    line = error_line(run_cli(*common, "--skip-invalid"))
+    assert line.startswith(f"error: no sample left to evaluate: all 6 in {data} are unreadable")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # no export, no output folder
+
+
 def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
     missing = run_cli("run", "lvvit", "--weights", str(tmp_path / "none.pth"), cwd=tmp_path)
     assert "does not exist" in error_line(missing)
