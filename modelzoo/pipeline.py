@@ -249,7 +249,7 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
                 bar.update(len(keys))
                 inferred += len(keys)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: results of {len(results.records)} samples are safe in "
+            raise Interrupted(f"interrupted: results of {plural(len(results.records), 'sample')} are safe in "
                               f"{results.path}; rerun the same command to resume") from None
     return inferred
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from modelzoo.export import describe_agreement
+from modelzoo.text import plural
 
 
 def metric_label(name: str) -> str:
@@ -43,7 +44,7 @@ def print_report(report: dict) -> None:
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""
-        rows.append(("calibration", f"{cal['images']} images from {cal['source']} ({cal['path']}{reused})"))
+        rows.append(("calibration", f"{plural(cal['images'], 'image')} from {cal['source']} ({cal['path']}{reused})"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:
