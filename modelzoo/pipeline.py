@@ -111,9 +111,8 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         stages, measured = _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results,
                                           first_result)
     stages.update(marks)
-    earlier = None
-    if measured is None:  # nothing left to run: keep what the run that did the work measured
-        measured, earlier = _measured_before(report_path)
+    # Nothing left to run: keep what the run that did the work measured, and say when that was.
+    measured, earlier = (measured, None) if measured is not None else _measured_before(report_path)
     post_start = time.perf_counter()
     records = {s.key: results.records[s.key] for s in dataset.samples if s.key in results.records}
     metrics = evaluate(entry, dataset, records)
@@ -129,15 +128,20 @@ def run(registry: Registry, opts: RunOptions) -> dict:
         "stages_s": stages,
         "peak_rss_mb": peak_rss_mb(),
         "resumed_images": len(dataset.samples) - len(todo),
-        # A rerun with nothing left keeps the measured figures of the run that did the work: its time.
         "figures_from_earlier_run": earlier,
         **({"cluster": cluster_report} if cluster_report else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(output / "predictions.json", records)
+    return _write(report, records, report_path)
+
+
+def _write(report: dict, records: dict, report_path: Path) -> dict:
+    """predictions.json and report.json beside it; a run that scored nothing fails, after writing
+    the report that lists what it skipped."""
+    atomic_write_json(report_path.with_name("predictions.json"), records)
     atomic_write_json(report_path, report)
     report["report_path"] = str(report_path)
-    if not records:  # an empty result is a failure, whatever was skipped on the way
+    if not records:
         raise UserError(f"no sample was scored: all {len(report['skipped'])} were skipped as unreadable "
                         f"(listed in {report_path}); check --data")
     return report
