@@ -41,7 +41,8 @@ def _main(argv: list[str] | None) -> int:
     except (UserError, PluginError) as exc:
         if args.debug:
             traceback.print_exc()
-        hint = " (pass --debug for the plugin's traceback)" if isinstance(exc, PluginError) and not args.debug else ""
+        # A plugin's error is one line too; its traceback is for the plugin's author, on asking.
+        hint = "" if args.debug or isinstance(exc, UserError) else " (pass --debug for the plugin's traceback)"
         print(f"error: {exc}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -85,7 +86,8 @@ def _device_ids(text: str) -> str:
     try:
         parse_devices(text)
     except UserError:
-        raise argparse.ArgumentTypeError(f"expected distinct device ids (0..255) like 0 or 0,1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected distinct device ids (0..255) like 0 or 0,1, "
+                                         f"got {text!r}") from None
     return text
 
 
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not load this plugin (repeatable; also $MODELZOO_DISABLE_PLUGINS=a,b)")
 
     parser = OneLineParser(prog="modelzoo", parents=[common],
-                                     description="Run, evaluate and convert ModelZoo models.")
+                           description="Run, evaluate and convert ModelZoo models.")
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -140,8 +142,9 @@ def _preprocess_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
     p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
     p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
-    p.add_argument("--workers", type=non_negative_int, help="preprocessing workers (processes, or threads where the "
-                                               "plugin says its preprocess releases the GIL)")
+    p.add_argument("--workers", type=non_negative_int,
+                   help="preprocessing workers (processes, or threads where the plugin says its preprocess "
+                        "releases the GIL)")
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -183,13 +186,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                                              "--labels; default: the demo set)")
     p.add_argument("--labels", type=Path, help="target file (classification: '<image file name> <class>' lines)")
     p.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
-    p.add_argument("--output", type=Path, help="output dir (default ./modelzoo-out/MODEL/BACKEND-bsN)")
+    p.add_argument("--output", type=Path, help="output dir (default ./modelzoo-out/MODEL/BACKEND-bsN-DATA[-firstN], "
+                                               "DATA: demo, or the data folder's name and a digest of its path)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip unreadable images (listed in report.json) instead of stopping")
-    p.add_argument("--workers", type=non_negative_int, help="preprocessing workers: processes, or threads where the "
-                                               "plugin says its preprocess releases the GIL (default: cores, "
-                                               "at most 4; 0 = in the main thread)")
+    p.add_argument("--workers", type=non_negative_int,
+                   help="preprocessing workers: processes, or threads where the plugin says its preprocess "
+                        "releases the GIL (default: cores, at most 4; 0 = in the main thread)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     _model_source_args(p)
     _precision_args(p)

@@ -51,8 +51,8 @@ def screen_images(samples: list, skip_invalid: bool) -> tuple[list, list[dict[st
     kept, skipped = [], []
     for sample in samples:
         source = sample.source
-        problem = (header_problem(source) if isinstance(source, Path) and source.suffix.lower() in IMAGE_SUFFIXES
-                   else None)
+        is_image_file = isinstance(source, Path) and source.suffix.lower() in IMAGE_SUFFIXES
+        problem = header_problem(source) if is_image_file else None
         if problem is None:
             kept.append(sample)
             continue

@@ -21,8 +21,8 @@ from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, on_parity
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
-from modelzoo.data import screen_images
 from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
+from modelzoo.data import screen_images
 from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
@@ -84,7 +84,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
     dataset, unreadable = _screened(dataset, opts.skip_invalid)
-    output = Path(opts.output or default_output(manifest.name, backend.name, opts.batch_size, dataset))
+    output = Path(opts.output or default_output(manifest.name, backend.name, opts.batch_size, dataset, opts.limit))
     report_path = output / "report.json"
     weights = resolve_weights(manifest, opts.weights)
     _check_writable(output)  # the first thing that touches the output folder: every check is done
@@ -169,17 +169,18 @@ def _screened(dataset: Dataset, skip_invalid: bool) -> tuple[Dataset, list[dict[
     return replace(dataset, samples=kept), skipped
 
 
-def default_output(model: str, backend: str, batch_size: int, dataset: Dataset) -> Path:
-    """modelzoo-out/MODEL/BACKEND-bsN-DATA: DATA is `demo`, or the data folder's name and a digest of
-    where it is (and of the other files it was read from), so that runs on other data never share a
-    folder while a rerun on the same data resumes in it."""
+def default_output(model: str, backend: str, batch_size: int, dataset: Dataset, limit: int | None = None) -> Path:
+    """modelzoo-out/MODEL/BACKEND-bsN-DATA[-firstN]: DATA is `demo`, or the data folder's name and a
+    digest of where it is (and of the other files it was read from), so that runs on other data never
+    share a folder while a rerun on the same data (and --limit) resumes in it."""
     if dataset.demo:
         data = "demo"
     else:
         where = json.dumps([str(Path(dataset.root).resolve()), sorted(dataset.files.items())])
         name = re.sub(r"[^a-z0-9]+", "-", Path(dataset.root).name.lower()).strip("-")[:24] or "data"
         data = f"{name}-{hashlib.sha256(where.encode()).hexdigest()[:6]}"
-    return DEFAULT_OUTPUT_ROOT / model / f"{backend}-bs{batch_size}-{data}"
+    first = f"-first{limit}" if limit is not None else ""
+    return DEFAULT_OUTPUT_ROOT / model / f"{backend}-bs{batch_size}-{data}{first}"
 
 
 def _result_log(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset, output: Path) -> ResultLog:

@@ -127,6 +127,8 @@ def test_the_default_output_folder_depends_on_the_data(tmp_path):
     assert folder == default_output("lvvit", "openvino", 4, dataset(imagenet, labels="a.txt"))  # resumes there
     assert folder != default_output("lvvit", "openvino", 4, dataset(same_name, labels="a.txt"))
     assert folder != default_output("lvvit", "openvino", 4, dataset(imagenet, labels="b.txt"))
+    assert default_output("lvvit", "openvino", 4, dataset(imagenet, labels="a.txt"), limit=100) == \
+        folder.with_name(folder.name + "-first100")
 
 
 def test_runs_on_other_data_go_to_their_own_default_folders(tiny_registry, tiny_data, bad_copy, tiny_weights,
