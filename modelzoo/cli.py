@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "check each model: manifest, hook contract, export + parity, smoke inference")
     _ci_args(p)
 
+    _compare_args(command("compare", cmd_compare, "find the first op where a reduced precision departs from "
+                                                  "the fp32 ONNX, and (--fix) the ops to keep in higher precision"))
+
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
 
@@ -189,6 +192,26 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
 
 
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    """`modelzoo compare`: the backend and precision to look inside, the inputs, the fix search."""
+    p.add_argument("model")
+    p.add_argument("--backend", default="auto", help="onnxruntime (int8), openvino (bf16/fp16/int8), ascend (fp16)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="the reduced precision (default auto)")
+    p.add_argument("--data", type=Path, help="dataset dir (default: the demo set)")
+    _weights_arg(p)
+    p.add_argument("--bs", "--batchsize", dest="bs", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--samples", type=int, default=16, metavar="N",
+                   help="real samples besides the parity inputs (default 16)")
+    p.add_argument("--calibration", type=int, default=300, metavar="N", help="int8: calibration samples")
+    p.add_argument("--calibration-data", type=Path, metavar="DIR", help="int8: calibrate on these instead")
+    p.add_argument("--threshold", type=float, default=0.99, help="cosine below which an op diverges (0.99)")
+    p.add_argument("--fix", action="store_true", help="search for ops to keep at higher precision")
+    p.add_argument("--target-cosine", type=float, default=0.999, help="--fix: output cosine to reach (0.999)")
+    p.add_argument("--soc-version", help="ascend: chip to compile for (default: from npu-smi)")
+    p.add_argument("--output", type=Path, help="default ./modelzoo-out/MODEL/compare-BACKEND-PRECISION")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+
+
 def _ci_args(p: argparse.ArgumentParser) -> None:
     """`modelzoo ci`: where to look for plugins, where results go, measured runs, engine."""
     p.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH",
@@ -252,6 +275,27 @@ def _registry():
     from modelzoo.registry import Registry
 
     return Registry(get_plugin_manager())
+
+
+def cmd_compare(args) -> None:
+    from modelzoo.compare.command import CompareOptions, compare
+
+    opts = CompareOptions(model=args.model, backend=args.backend, precision=args.precision, data=args.data,
+                          weights=args.weights, batch_size=args.bs, calibration=args.calibration,
+                          calibration_data=args.calibration_data, cache_dir=args.cache_dir,
+                          samples=args.samples, output=args.output, threshold=args.threshold, fix=args.fix,
+                          target_cosine=args.target_cosine, soc_version=args.soc_version, quiet=args.quiet)
+    result = compare(opts, _registry())
+    first = result["first_divergent"]
+    print(f"{result['observable']} of {result['tensors']} tensors observable on {result['backend']} "
+          f"{result['precision']}; " + (f"first divergent op: {first['op']} ({first['type']}), cosine "
+                                        f"{first['cosine']}, max|diff| {first['max_abs']}, inf {first['inf']}, "
+                                        f"nan {first['nan']}" if first else "no op diverges"))
+    if "fix" in result:
+        print(f"fix ({result['fix_mechanism']}): " + (", ".join(result["fix"]) if result["fix"] is not None
+                                                       else "none found") +
+              f"; output agreement before {result['agreement_before']}, after {result['agreement_after']}")
+    print(f"wrote {result['output']}/compare.json, compare.md, compare.png")
 
 
 def cmd_list(args) -> None:
