@@ -73,7 +73,8 @@ def ort_int8(fp32_path: Path, names: list[str], keep: list[str]) -> OrtSide:
         quantize_dynamic(fp32_path, out, op_types_to_quantize=SETTINGS["op_types"],
                          weight_type=getattr(QuantType, SETTINGS["weight_type"]),
                          per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"],
-                         nodes_to_exclude=list(keep))
+                         # The quantiser first splits a Gemm into <name>_MatMul and <name>_Add.
+                         nodes_to_exclude=[n for op in keep for n in (op, f"{op}_MatMul")])
         side = OrtSide(onnx.load(out), names)
     side.mechanism = "onnxruntime quantize_dynamic nodes_to_exclude"
     return side
