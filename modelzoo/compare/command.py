@@ -180,11 +180,14 @@ def _fix(result, table, artifacts, outputs, golden, got, batches, rows, make, op
         return {"fix": [], "fix_mechanism": before_side.mechanism, "fix_runs": 0, "target": target,
                 "agreement_before": before, "agreement_after": before}
     start = result["first_divergent"]["index"]
-    candidates = list(dict.fromkeys(row["op"] for row in table[start:]))
+    ops = list(dict.fromkeys(row["op"] for row in table))
+    # From the first divergence on; then, should those not suffice, the earlier ops nearest it first
+    # (an op whose error a cosine hides, e.g. beside a huge channel, can still matter downstream).
+    first = ops.index(table[start]["op"])
+    candidates = ops[first:] + ops[:first][::-1]
     found = fix.search(candidates, evaluate, passes)
     if found is None:
-        log.warning("compare --fix: keeping all %d ops from %s on does not reach the target",
-                    len(candidates), candidates[0])
+        log.warning("compare --fix: keeping every op does not reach the target")
         return {"fix": None, "fix_mechanism": before_side.mechanism, "fix_runs": 2, "target": target,
                 "agreement_before": before, "agreement_after": evaluate(candidates)}
     kept, after, runs = found

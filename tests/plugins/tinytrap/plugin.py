@@ -18,10 +18,8 @@ BLOWUP = 3.0e4       # /blowup/Gemm's weights are scaled up by this, /shrink/Gem
 class TinyTrap(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        # The pixels into a wide Linear: int8 handles its long sums well, so the traps stand out.
+        self.features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 16), torch.nn.ReLU())
         self.widen = torch.nn.Linear(16, 16)
         self.mix = torch.nn.Linear(16, 16)
         self.blowup = torch.nn.Linear(16, 16)
@@ -59,6 +57,14 @@ def preprocess(path: Path) -> np.ndarray:
     return ((np.asarray(rgb, dtype=np.float32) / 255 - 0.5) / 0.25).transpose(2, 0, 1).copy()
 
 
+def example_inputs(batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Pixels well inside preprocess's range [-2, 2]: the parity inputs then stay inside the int8 scales
+    calibrated on pictures, so that only the planted outlier ruins int8."""
+    rng = np.random.default_rng(seed)
+    return {"pixels": rng.uniform(-1, 1, (batch, 3, 32, 32)).astype(np.float32)}
+
+
 @hookimpl
 def modelzoo_register_models(register):
-    register(ModelEntry(manifest=MANIFEST, build=build, init_random=init_random, preprocess=preprocess))
+    register(ModelEntry(manifest=MANIFEST, build=build, init_random=init_random, preprocess=preprocess,
+                            example_inputs=example_inputs))
