@@ -1,0 +1,110 @@
+"""`modelzoo compare` on the tinytrap plugin, whose two precision traps are planted: it must name
+the planted op, and --fix must find it and prove by running the fixed model that agreement is back."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tests.plugins.tinytrap.plugin as tinytrap
+from modelzoo.compare.command import CompareOptions, compare
+from modelzoo.testing.fake_ascend.fp16 import as_fp16_chip, read_keep_dtype
+from tests.conftest import install_plugin, registry_with, run_cli
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return registry_with(tinytrap)
+
+
+def options(backend, precision, tiny_data, cache_dir, tmp_path, **extra) -> CompareOptions:
+    return CompareOptions(model="tinytrap", backend=backend, precision=precision, data=tiny_data,
+                          cache_dir=cache_dir, output=tmp_path / "out", soc_version="Ascend310P3", quiet=True,
+                          **extra)
+
+
+def meets(figures: dict, target: dict) -> bool:
+    return (figures["cosine"] is not None and figures["cosine"] >= target["cosine"]
+            and figures["top1_agreement"] >= target["top1_agreement"])
+
+
+def test_fake_ascend_fp16_names_the_overflow_and_keep_dtype_fixes_it_minimally(
+        registry, tiny_data, cache_dir, tmp_path, fake_ascend) -> None:
+    result = compare(options("ascend", "fp16", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    first = result["first_divergent"]
+    assert first["op"] == "/blowup/Gemm" and first["inf"] > 0
+    # Kept alone, blowup hands its fp32 output to an fp16 shrink through a cast: both are needed.
+    assert result["fix"] == ["/blowup/Gemm", "/shrink/Gemm"]
+    assert not meets(result["agreement_before"], result["target"])
+    assert meets(result["agreement_after"], result["target"])
+    written = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert written["fix"] == result["fix"] and (tmp_path / "out" / "compare.png").stat().st_size > 0
+    assert "`/blowup/Gemm`" in (tmp_path / "out" / "compare.md").read_text()
+
+
+def test_openvino_int8_names_the_outlier_consumer_and_the_fix_keeps_it(
+        registry, tiny_data, cache_dir, tmp_path) -> None:
+    pytest.importorskip("nncf")
+    result = compare(options("openvino", "int8", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    assert result["first_divergent"]["op"] == "/mix/Gemm"
+    rows = {row["op"]: row for row in result["ops"]}
+    assert rows["/widen/Gemm"]["cosine"] >= 0.99  # the op before it is still fine
+    assert result["fix"][0] == "/mix/Gemm"
+    assert not meets(result["agreement_before"], result["target"])
+    assert meets(result["agreement_after"], result["target"])
+
+
+def test_onnxruntime_int8_fix_is_the_planted_op_alone(registry, tiny_data, cache_dir, tmp_path) -> None:
+    result = compare(options("onnxruntime", "int8", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    assert result["first_divergent"]["op"] == "/mix/Gemm"
+    assert result["fix"] == ["/mix/Gemm"]
+    assert meets(result["agreement_after"], result["target"])
+
+
+def test_the_cli_writes_the_table_and_names_the_op(tiny_data, cache_dir, tmp_path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    env = install_plugin(site, "tinytrap", "tinytrap = tests.plugins.tinytrap.plugin")
+    done = run_cli("compare", "tinytrap", "--backend", "onnxruntime", "--precision", "int8", "--data",
+                   str(tiny_data), "--cache-dir", str(cache_dir), "--output", str(tmp_path / "out"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "first divergent op: /mix/Gemm" in done.stdout
+    table = json.loads((tmp_path / "out" / "compare.json").read_text())["ops"]
+    assert [row["op"] for row in table][:2] == ["/features/features.0/Flatten", "/features/features.1/Gemm"]
+
+
+def test_compare_refuses_fp32(registry, tiny_data, cache_dir, tmp_path) -> None:
+    from modelzoo.errors import UserError
+
+    with pytest.raises(UserError, match="reduced precision"):
+        compare(options("onnxruntime", "fp32", tiny_data, cache_dir, tmp_path), registry)
+
+
+def chain() -> onnx.ModelProto:
+    """x -> big (x1000) -> small (x0.001) -> out."""
+    nodes = [helper.make_node("MatMul", ["x", "w_big"], ["y"], name="big"),
+             helper.make_node("MatMul", ["y", "w_small"], ["out"], name="small")]
+    weights = [numpy_helper.from_array(np.array([[1000.0]], np.float32), "w_big"),
+               numpy_helper.from_array(np.array([[0.001]], np.float32), "w_small")]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("keep, expected", [(set(), np.inf), ({"big"}, np.inf), ({"big", "small"}, 70.1234)])
+def test_the_fp16_chip_overflows_above_65504_unless_both_ends_are_kept(keep, expected) -> None:
+    session = ort.InferenceSession(as_fp16_chip(chain(), keep, set()).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    # 70.1234 x 1000 is above 65504; both ops kept compute it in fp32 throughout.
+    (out,) = session.run(None, {"x": np.array([[70.1234]], np.float32)})
+    assert out[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_keep_dtype_file_holds_names_and_optypes(tmp_path) -> None:
+    cfg = tmp_path / "keep.cfg"
+    cfg.write_text("# names\n/blowup/Gemm\n\nOpType::Softmax\n")
+    assert read_keep_dtype(cfg) == ({"/blowup/Gemm"}, {"Softmax"})
