@@ -235,6 +235,10 @@ def _precision_args(p: argparse.ArgumentParser) -> None:
                    help="int8: calibration images taken from --data (default 300)")
     p.add_argument("--calibration-data", type=Path, metavar="DIR",
                    help="int8: calibrate on these images instead, never the ones being scored")
+    p.add_argument("--keep-fp32", type=_op_list, default=(), metavar="OP[,OP]",
+                   help="ONNX ops (as compare.json names them) to keep at higher precision: atc --keep_dtype "
+                        "on ascend, left unquantised in int8; added to the manifest's [atc] keep_dtype / "
+                        "[int8] ignored")
     p.add_argument("--agreement-samples", type=int, default=64, metavar="N",
                    help="reduced precisions: compare the first N images with fp32 torch (default 64, 0: off)")
 
@@ -263,6 +267,13 @@ def _batch_list(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, got {text!r}")
     return sizes
+
+
+def _op_list(text: str) -> tuple[str, ...]:
+    ops = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ops:
+        raise argparse.ArgumentTypeError(f"expected ONNX op names like /blocks.0/Gemm,/head/Gemm, got {text!r}")
+    return ops
 
 
 def _weights_arg(p: argparse.ArgumentParser) -> None:
@@ -365,7 +376,8 @@ def cmd_run(args) -> None:
         calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
         fresh=args.fresh, resume=args.resume,
         model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
-        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data))
+        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data,
+        keep_fp32=args.keep_fp32))
     print_report(report)
 
 

@@ -8,7 +8,6 @@ precision, through the backend's own mechanism.
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -64,17 +63,11 @@ class OrtSide(Side):
 def ort_int8(fp32_path: Path, names: list[str], keep: list[str]) -> OrtSide:
     """ONNX Runtime's dynamic int8 of the run (modelzoo.quantize's settings), `keep` left in float
     through quantize_dynamic's nodes_to_exclude."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from modelzoo.quantize import SETTINGS
+    from modelzoo.quantize import dynamic_int8
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "int8.onnx"
-        quantize_dynamic(fp32_path, out, op_types_to_quantize=SETTINGS["op_types"],
-                         weight_type=getattr(QuantType, SETTINGS["weight_type"]),
-                         per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"],
-                         # The quantiser first splits a Gemm into <name>_MatMul and <name>_Add.
-                         nodes_to_exclude=[n for op in keep for n in (op, f"{op}_MatMul")])
+        dynamic_int8(fp32_path, out, keep)
         side = OrtSide(onnx.load(out), names)
     side.mechanism = "onnxruntime quantize_dynamic nodes_to_exclude"
     return side
@@ -96,7 +89,11 @@ class OpenVinoSide(Side):
         core = ov.Core()
         model = core.read_model(str(fp32_path))
         if precision == "int8":
-            model = _nncf_int8(model, keep, calibration)
+            from modelzoo.quantize import nncf_quantize
+
+            if calibration is None:
+                raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
+            model = nncf_quantize(model, calibration, keep)
         ports = {}
         for op in model.get_ordered_ops():
             for port in op.outputs():
@@ -116,28 +113,6 @@ class OpenVinoSide(Side):
 def _ov_name(port, wanted: list[str]) -> str:
     found = port.get_names() & set(wanted)
     return min(found) if found else port.get_any_name()
-
-
-def _nncf_int8(model, keep: list[str], calibration: Calibration | None):
-    """NNCF static int8 with its default settings (as modelzoo.quantize does), the OpenVINO ops
-    that came from the ONNX ops in `keep` ignored."""
-    import nncf
-
-    from modelzoo.quantize import has_attention
-
-    if calibration is None:
-        raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
-    ignored = nncf.IgnoredScope(names=openvino_ops(model, keep), validate=False) if keep else None
-    return nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration.samples),
-                         model_type=nncf.ModelType.TRANSFORMER if has_attention(model) else None,
-                         **({"ignored_scope": ignored} if ignored else {}))
-
-
-def openvino_ops(model, onnx_ops: list[str]) -> list[str]:
-    """The OpenVINO op names that OpenVINO's ONNX reader made from `onnx_ops`: it names them after
-    the ONNX node (`/mix/Gemm`, `/mix/Gemm/WithoutBiases`)."""
-    pattern = re.compile("|".join(f"{re.escape(op)}(/.*)?" for op in onnx_ops))
-    return [op.get_friendly_name() for op in model.get_ordered_ops() if pattern.fullmatch(op.get_friendly_name())]
 
 
 class AscendSide(Side):
