@@ -3,6 +3,8 @@ the planted op, and --fix must find it and prove by running the fixed model that
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -13,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 import tests.plugins.tinytrap.plugin as tinytrap
 from modelzoo.compare.command import CompareOptions, compare
 from modelzoo.testing.fake_ascend.fp16 import as_fp16_chip, read_keep_dtype
-from tests.conftest import install_plugin, registry_with, run_cli
+from tests.conftest import REPO, install_plugin, registry_with, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +110,50 @@ def test_keep_dtype_file_holds_names_and_optypes(tmp_path) -> None:
     cfg = tmp_path / "keep.cfg"
     cfg.write_text("# names\n/blowup/Gemm\n\nOpType::Softmax\n")
     assert read_keep_dtype(cfg) == ({"/blowup/Gemm"}, {"Softmax"})
+
+
+def run_tinytrap(tmp_path, tiny_data, cache_dir, *extra: str):
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    env = install_plugin(site, "tinytrap", "tinytrap = tests.plugins.tinytrap.plugin") \
+        if not (site / "tinytrap-1.0.dist-info").exists() else \
+        {"PYTHONPATH": os.pathsep.join([str(site), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+    done = run_cli("run", "tinytrap", "--data", str(tiny_data), "--cache-dir", str(cache_dir), "--output", str(out),
+                   "--workers", "0", *extra, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "report.json").read_text()), done.stderr
+
+
+def test_run_on_the_fp16_chip_collapses_loudly_and_keep_fp32_repairs_it(tiny_data, cache_dir, tmp_path,
+                                                                      fake_ascend) -> None:
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "ascend")
+    assert "PRECISION COLLAPSED" in stderr and "modelzoo compare" in report["precision_warning"]
+    assert report["kept_ops"] == []
+
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "ascend",
+                                  "--keep-fp32", "/blowup/Gemm,/shrink/Gemm")
+    assert report["precision_warning"] is None and "PRECISION COLLAPSED" not in stderr
+    assert report["kept_ops"] == ["/blowup/Gemm", "/shrink/Gemm"]
+    assert report["agreement"]["parity_inputs"]["cosine"] > 0.999
+    # The fixed .om is an artifact of its own beside the plain one.
+    assert len(list(cache_dir.glob("tinytrap-ascend-Ascend310P3-bs1*.om"))) == 2
+
+
+def test_int8_ignored_in_the_manifest_is_applied(tiny_data, cache_dir, tmp_path, monkeypatch) -> None:
+    from modelzoo.api import load_manifest
+
+    toml = (Path(tinytrap.__file__).with_name("plugin.toml")).read_text()
+    path = tmp_path / "plugin.toml"
+    path.write_text(toml + '\n[int8]\nignored = ["/mix/Gemm"]\n')
+    manifest = load_manifest(path)
+    assert manifest.int8["ignored"] == ["/mix/Gemm"] and manifest.atc["keep_dtype"] == []
+    monkeypatch.setattr(tinytrap, "MANIFEST", manifest)
+    from modelzoo.pipeline import RunOptions, run
+
+    report = run(registry_with(tinytrap), RunOptions(model="tinytrap", backend="onnxruntime", precision="int8",
+                                                     data=tiny_data, cache_dir=cache_dir, output=tmp_path / "out",
+                                                     workers=0, quiet=True))
+    assert report["kept_ops"] == ["/mix/Gemm"]
+    assert report["precision_warning"] is None
+    assert report["agreement"]["parity_inputs"]["cosine"] > 0.99

@@ -74,11 +74,12 @@ def ort_int8(fp32_path: Path, names: list[str], keep: list[str]) -> OrtSide:
 
 
 class OpenVinoSide(Side):
-    """The ONNX in OpenVINO's CPU plugin at `precision`, int8 by NNCF with `keep` in its
-    ignored_scope. OpenVINO keeps an ONNX tensor's name on the op that now produces it; a tensor
-    whose name its transformations dropped is not observable."""
-
-    mechanism = "NNCF ignored_scope"
+    """The ONNX in OpenVINO's CPU plugin at `precision`: int8 by NNCF with `keep` in its
+    ignored_scope; bf16/fp16 with `keep` marked `disable_fp16_compression` in their rt_info, which
+    the CPU plugin honours for its inference precision, bf16 included (openvino PR 21440; not
+    measured here: this project's CI CPUs compute neither). OpenVINO keeps an ONNX tensor's name
+    on the op that now produces it; a tensor whose name its transformations dropped is not
+    observable."""
 
     def __init__(self, fp32_path: Path, names: list[str], precision: str, keep: list[str],
                  calibration: Calibration | None) -> None:
@@ -94,6 +95,15 @@ class OpenVinoSide(Side):
             if calibration is None:
                 raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
             model = nncf_quantize(model, calibration, keep)
+            self.mechanism = "NNCF ignored_scope"
+        else:
+            from modelzoo.quantize import openvino_ops
+
+            kept = set(openvino_ops(model, keep)) if keep else set()
+            for op in model.get_ordered_ops():
+                if op.get_friendly_name() in kept:
+                    op.get_rt_info()["disable_fp16_compression_0"] = ""
+            self.mechanism = "OpenVINO rt_info disable_fp16_compression"
         ports = {}
         for op in model.get_ordered_ops():
             for port in op.outputs():
