@@ -290,6 +290,7 @@ def _registry():
 
 def cmd_compare(args) -> None:
     from modelzoo.compare.command import CompareOptions, compare
+    from modelzoo.compare.report import describe
 
     opts = CompareOptions(model=args.model, backend=args.backend, precision=args.precision, data=args.data,
                           weights=args.weights, batch_size=args.bs, calibration=args.calibration,
@@ -305,7 +306,8 @@ def cmd_compare(args) -> None:
     if "fix" in result:
         print(f"fix ({result['fix_mechanism']}): " + (", ".join(result["fix"]) if result["fix"] is not None
                                                        else "none found") +
-              f"; output agreement before {result['agreement_before']}, after {result['agreement_after']}")
+              f"; output agreement before: {describe(result['agreement_before'])}; "
+              f"after: {describe(result['agreement_after'])} (measured)")
     print(f"wrote {result['output']}/compare.json, compare.md, compare.png")
 
 

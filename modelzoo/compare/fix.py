@@ -20,15 +20,14 @@ Passes = Callable[[dict], bool]
 def search(candidates: list[str], evaluate: Evaluate, passes: Passes) -> tuple[list[str], dict, int] | None:
     """(ops kept, their measured agreement, models run), or None when even keeping every candidate
     misses the target."""
-    runs = 0
+    measured: dict[tuple[str, ...], dict] = {}  # each set of ops is run once
 
     def ok(keep: list[str]) -> tuple[bool, dict]:
-        nonlocal runs
-        runs += 1
-        figures = evaluate(keep)
-        log.info("compare --fix: keeping %d op(s): cosine %s, top-1 agreement %s", len(keep),
-                 figures.get("cosine"), figures.get("top1_agreement"))
-        return passes(figures), figures
+        if tuple(keep) not in measured:
+            measured[tuple(keep)] = evaluate(keep)
+            log.info("compare --fix: keeping %d op(s): cosine %s, top-1 agreement %s", len(keep),
+                     measured[tuple(keep)].get("cosine"), measured[tuple(keep)].get("top1_agreement"))
+        return passes(measured[tuple(keep)]), measured[tuple(keep)]
 
     good, figures = ok(candidates)
     if not good:
@@ -36,9 +35,9 @@ def search(candidates: list[str], evaluate: Evaluate, passes: Passes) -> tuple[l
     low, high = 0, len(candidates)  # keeping candidates[:high] passes; [:low] is not known to
     while high - low > 1:
         middle = (low + high) // 2
-        passed, measured = ok(candidates[:middle])
+        passed, found = ok(candidates[:middle])
         if passed:
-            high, figures = middle, measured
+            high, figures = middle, found
         else:
             low = middle
     kept = candidates[:high]
@@ -46,7 +45,7 @@ def search(candidates: list[str], evaluate: Evaluate, passes: Passes) -> tuple[l
         if len(kept) == 1:
             break
         trial = [k for k in kept if k != op]
-        passed, measured = ok(trial)
+        passed, found = ok(trial)
         if passed:
-            kept, figures = trial, measured
-    return kept, figures, runs
+            kept, figures = trial, found
+    return kept, figures, len(measured)

@@ -17,6 +17,12 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def describe(figures: dict) -> str:
+    """'cosine 0.999912, top-1 100%' (cosine '-' where inf/nan leave none)."""
+    text = f"cosine {_num(figures['cosine'], '.6f')}"
+    return text + (f", top-1 {figures['top1_agreement']:.0%}" if "top1_agreement" in figures else "")
+
+
 def markdown(result: dict) -> str:
     first = result["first_divergent"]
     lines = [f"# {result['model']}: {result['backend']} {result['precision']} against fp32 ONNX (ONNX Runtime)",
@@ -28,9 +34,8 @@ def markdown(result: dict) -> str:
         before, after = result["agreement_before"], result["agreement_after"]
         fix = ", ".join(f"`{op}`" for op in result["fix"]) if result["fix"] is not None else "none found"
         lines += ["", f"**Fix** ({result['fix_mechanism']}): keep {fix}.",
-                  f"Output agreement before: cosine {_num(before['cosine'], '.6f')}, top-1 "
-                  f"{_num(before.get('top1_agreement'), '.0%')}; after: cosine {_num(after['cosine'], '.6f')}, "
-                  f"top-1 {_num(after.get('top1_agreement'), '.0%')} (measured, {result['fix_runs']} models run)."]
+                  f"Output agreement before: {describe(before)}; after: {describe(after)} "
+                  f"(measured, {result['fix_runs']} models run)."]
     lines += ["", "| # | op | type | shape | cosine | max abs | max rel | inf | nan |",
               "|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(result["ops"]):

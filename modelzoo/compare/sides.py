@@ -139,6 +139,7 @@ class AscendSide(Side):
         producer = {out: (node.name, i) for node in model.graph.node for i, out in enumerate(node.output)}
         finals = [o.name for o in model.graph.output]
         wanted = [n for n in names if n in producer and n not in finals] + finals
+        workdir = workdir.resolve()  # atc runs inside it
         workdir.mkdir(parents=True, exist_ok=True)
         cmd = [*atc_command, f"--output={workdir / 'compare'}",
                "--out_nodes=" + ";".join(f"{producer[n][0]}:{producer[n][1]}" for n in wanted)]
