@@ -111,7 +111,7 @@ class RunSamples:
         return figures
 
 
-def collapse(agreement: dict | None, parity: dict | None) -> str | None:
+def collapse(agreement: dict | None, parity: dict | None, compare_command: str) -> str | None:
     """Why a reduced-precision run's agreement with fp32 has collapsed (inf/nan outputs, or top-1
     agreement under half the fp32 ONNX's), naming the command that finds the op; None when it has not."""
     parity_top1 = (parity or {}).get("top1_agreement")
@@ -126,6 +126,6 @@ def collapse(agreement: dict | None, parity: dict | None) -> str | None:
             why = f"top-1 agreement {top1:.0%} against the fp32 ONNX's {parity_top1:.0%}"
         else:
             continue
-        return (f"PRECISION COLLAPSED on the {key.replace('_', ' ')}: {why}; run `modelzoo compare MODEL "
-                "--backend B --precision P --fix` to find the op and the ops to keep at higher precision")
+        return (f"PRECISION COLLAPSED on the {key.replace('_', ' ')}: {why}; run `{compare_command}` to find "
+                "the op where it departs and the ops to keep at higher precision")
     return None

@@ -284,7 +284,9 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
                 "preprocessing": {"workers": workers, "in": "main thread" if workers == 0 else
                                   "threads" if entry.preprocess_in_threads else "processes"}}
     stages["agreement"] = time.perf_counter() - agreement_start
-    measured["precision_warning"] = collapse(measured["agreement"], artifacts.parity)
+    measured["precision_warning"] = collapse(
+        measured["agreement"], artifacts.parity,
+        f"modelzoo compare {entry.name} --backend {backend.name} --precision {session.precision} --fix")
     if measured["precision_warning"]:
         log.warning("%s", measured["precision_warning"])
     return stages, measured
