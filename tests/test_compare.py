@@ -128,7 +128,8 @@ def run_tinytrap(tmp_path, tiny_data, cache_dir, *extra: str):
 def test_run_on_the_fp16_chip_collapses_loudly_and_keep_fp32_repairs_it(tiny_data, cache_dir, tmp_path,
                                                                       fake_ascend) -> None:
     report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "ascend")
-    assert "PRECISION COLLAPSED" in stderr and "`modelzoo compare tinytrap --backend ascend --precision fp16 --fix`" in report["precision_warning"]
+    assert "PRECISION COLLAPSED" in stderr
+    assert "`modelzoo compare tinytrap --backend ascend --precision fp16 --fix`" in report["precision_warning"]
     assert report["kept_ops"] == []
 
     report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "ascend",
