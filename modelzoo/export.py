@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -59,10 +60,10 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
              "dynamic" if batch_size is None else f"static {batch_size}")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
-        torch.onnx.export(flat_model(model, manifest), args, str(path),
-                          input_names=[t.name for t in manifest.inputs],
-                          output_names=[t.name for t in manifest.outputs], dynamic_axes=dynamic_axes,
-                          opset_version=manifest.export["opset"], do_constant_folding=True, dynamo=False)
+        with flat_outputs(model, manifest) as flat:
+            torch.onnx.export(flat, args, str(path), input_names=[t.name for t in manifest.inputs],
+                              output_names=[t.name for t in manifest.outputs], dynamic_axes=dynamic_axes,
+                              opset_version=manifest.export["opset"], do_constant_folding=True, dynamo=False)
 
 
 def check_onnx(path: Path, manifest: Manifest) -> None:
@@ -156,17 +157,14 @@ def _leaves(value: Any, key: str | None, into: list) -> None:
                         "or tuples, lists and dicts of them")
 
 
-def flat_model(model: torch.nn.Module, manifest: Manifest) -> torch.nn.Module:
+@contextmanager
+def flat_outputs(model: torch.nn.Module, manifest: Manifest) -> Iterator[torch.nn.Module]:
     """The model returning the manifest's outputs as a flat tuple in its order, for the exporter
-    (which would otherwise name a dict's values in the dict's own order)."""
-    import torch
-
-    class FlatOutputs(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return flatten_outputs(self.model(*inputs), manifest)
-
-    return FlatOutputs().eval()
+    (which would otherwise name a dict's values in the dict's own order). A forward hook, not a
+    wrapping module, so that the ONNX node names stay the model's own (`/blocks.0/attn/MatMul`):
+    `modelzoo compare`, atc `--keep_dtype` and NNCF's ignored scope name ops by them."""
+    handle = model.register_forward_hook(lambda module, inputs, result: flatten_outputs(result, manifest))
+    try:
+        yield model
+    finally:
+        handle.remove()
