@@ -41,6 +41,11 @@ class Weights:
         """What cached artifacts built from these weights are keyed by."""
         return f"random-seed-{RANDOM_SEED}" if self.random else self.sha256
 
+    @property
+    def label(self) -> str:
+        """Which weights, in a word for a file's metadata: "random", or "<file name> sha256:<digest>"."""
+        return "random" if self.random else f"{self.path.name} sha256:{self.sha256}"
+
     def to_report(self) -> dict:
         return {"path": str(self.path) if self.path else None, "sha256": self.sha256,
                 "random": self.random}
@@ -69,10 +74,23 @@ def resolve_weights(manifest: Manifest, weights: Path | None) -> Weights:
 
 RANDOM_BANNER = """\
 ************************************************************************
-*  NO CHECKPOINT: running {name} with seeded RANDOM weights.
-*  Accuracy below means nothing; throughput is real.
+*  NO CHECKPOINT: {doing} {name} with seeded RANDOM weights.
+*  {meaning}
 *  {where}
 ************************************************************************"""
+
+
+RUN_MEANING = "Accuracy below means nothing; throughput is real."
+EXPORT_MEANING = "The file's outputs mean nothing: do not deploy it."
+
+
+def random_banner(manifest: Manifest, doing: str = "running", meaning: str = RUN_MEANING) -> str:
+    """What `run` and `export` print before they use seeded random weights: that they do, and
+    where the real weights come from."""
+    where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
+             f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
+             if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
+    return RANDOM_BANNER.format(name=manifest.name, where=where, doing=doing, meaning=meaning)
 
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:
