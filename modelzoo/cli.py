@@ -304,7 +304,8 @@ def cmd_info(args) -> None:
         table = ", ".join(f"bs{bs} {fps}" for bs, fps in perf["fps"].items())
         label = "reference" if perf["reference"] else "measured"
         print(f"  perf        {perf['chip']} ({label}): {table} fps")
-    print("  status      " + " ".join(f"{k}:{v}" for k, v in m.status.items()))
+    print("  status      " + " ".join(f"{k}:{v}" for k, v in m.status.items())
+          + " (declared by plugin.toml, not measured; `modelzoo ci --measured REPORT.json` measures them)")
 
 
 def cmd_run(args) -> None:
