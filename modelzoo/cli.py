@@ -298,7 +298,9 @@ def cmd_info(args) -> None:
     exp = m.expected
     for metric, value in exp["metrics"].items():
         tolerance = exp["tolerance"].get(metric)
+        lower = metric in exp["lower_is_better"]
         print(f"  expected    {metric} {value}" + (f" ± {tolerance}" if tolerance is not None else "")
+              + (" (lower is better)" if lower else "")
               + (f" ({exp['source']})" if exp["source"] else ""))
     for perf in exp.get("perf", []):
         table = ", ".join(f"bs{bs} {fps}" for bs, fps in perf["fps"].items())
