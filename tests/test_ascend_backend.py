@@ -3,8 +3,8 @@
 The reference is ONNX Runtime on the same checkpoint and images: the fake ais_bench runs the .om's
 ONNX with ONNX Runtime, so every Ascend route (files, stream, old API, two devices, dynamic batch,
 a crash and a resume) must give the same predictions: scores within a tolerance (the Ascend graph
-layout differs in the last bits), classes wherever ONNX Runtime's own gaps exceed twice that. Timing follows the fake's documented
-formula: each execution of a batch-b model takes 2.0 + 0.25 * b ms.
+layout differs in the last bits), classes wherever ONNX Runtime's own gaps exceed twice that.
+Timing follows the fake's documented formula: each execution of a batch-b model takes 2.0 + 0.25 * b ms.
 """
 from __future__ import annotations
 

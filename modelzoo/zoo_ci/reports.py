@@ -58,7 +58,8 @@ def _miss(name: str, value: float, tolerance: float, measured: float | None, low
     if lower_is_better:
         return "" if measured is not None and measured <= value + tolerance else \
             f"{name} {measured} > {value} + {tolerance}"
-    return "" if measured is not None and measured >= value - tolerance else f"{name} {measured} < {value} - {tolerance}"
+    return "" if measured is not None and measured >= value - tolerance else \
+        f"{name} {measured} < {value} - {tolerance}"
 
 
 def model_json(result: ModelResult) -> dict[str, Any]:
