@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.cache import Cache
+from modelzoo.data import screen_images
 from modelzoo.errors import UserError, plugin_code
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.labels import image_key
@@ -17,7 +18,7 @@ from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT, load_dataset
 from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
 from modelzoo.stream import Preprocessor, as_inputs, default_workers, stack
-from modelzoo.weights import EXPORT_MEANING, random_banner, resolve_weights
+from modelzoo.weights import random_banner, resolve_weights
 
 
 def write_bin(array: np.ndarray, out_dir: Path, image: str | Path) -> Path:
@@ -34,7 +35,9 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     """One `<key>.bin` per sample in `out_dir`, or in `out_dir/<input name>/` for a model with
     several inputs (ais_bench's --input takes one folder per input)."""
     inputs = [t.name for t in entry.manifest.inputs]
-    samples = load_dataset(entry, data, None).samples
+    samples, skipped = screen_images(load_dataset(entry, data, None).samples, skip_invalid)
+    for record in skipped:
+        print(f"skipped: {record['reason']}", file=sys.stderr)
     workers = default_workers() if workers is None else workers
     collate = entry.collate or stack
     count = 0
@@ -52,6 +55,8 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
             for name in inputs:
                 write_bin(batch[name][0], out_dir if len(inputs) == 1 else out_dir / name, sample.key)
             count += 1
+    if not count:  # an empty result is a failure
+        raise UserError(f"no .bin file written: every sample in {data} was skipped as unreadable; check --data")
     return count
 
 
@@ -67,7 +72,7 @@ def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: in
 
     resolved = resolve_weights(entry.manifest, weights)
     if resolved.random:
-        print(random_banner(entry.manifest, "exporting", EXPORT_MEANING), file=sys.stderr)
+        print(random_banner(entry.manifest, "export", quiet), file=sys.stderr)
     artifacts = Artifacts(entry, resolved, Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify,
                           quiet, upstream)
     model = onnx.load(str(artifacts.onnx(batch_size)))

@@ -79,14 +79,22 @@ RANDOM_BANNER = """\
 *  {where}
 ************************************************************************"""
 
+# Per command: what it does with random weights, what that means, and the banner's one-line form
+# (for --quiet).
+RANDOM_NOTES = {
+    "run": ("running", "Accuracy below means nothing; throughput is real.",
+            "{name} runs with seeded RANDOM weights: accuracy means nothing, throughput is real"),
+    "export": ("exporting", "The file's outputs mean nothing: do not deploy it.",
+               "{name} is exported with seeded RANDOM weights: do not deploy the file"),
+}
 
-RUN_MEANING = "Accuracy below means nothing; throughput is real."
-EXPORT_MEANING = "The file's outputs mean nothing: do not deploy it."
 
-
-def random_banner(manifest: Manifest, doing: str = "running", meaning: str = RUN_MEANING) -> str:
-    """What `run` and `export` print before they use seeded random weights: that they do, and
-    where the real weights come from."""
+def random_banner(manifest: Manifest, command: str = "run", quiet: bool = False) -> str:
+    """What `run` and `export` print before they use seeded random weights: that they do, what
+    that means and where the real weights come from; one line when quiet."""
+    doing, meaning, line = RANDOM_NOTES[command]
+    if quiet:
+        return "modelzoo: NO CHECKPOINT: " + line.format(name=manifest.name)
     where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
              f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
              if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
