@@ -65,7 +65,7 @@ WEIGHTS_METADATA = "modelzoo.weights"  # the exported ONNX's metadata_props key:
 
 def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: int | None,
            variant: str, simplify: bool, cache_dir: Path | None, quiet: bool = False,
-           upstream: Path | None = None) -> tuple[Path, dict]:
+           upstream: Path | None = None, parity_check: bool = True) -> tuple[Path, dict]:
     """The model's ONNX at `output`, its metadata saying which weights it holds (a file exported
     with random weights must not pass for a real one); the torch-vs-ONNX parity figures."""
     import onnx
@@ -74,7 +74,7 @@ def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: in
     if resolved.random:
         print(random_banner(entry.manifest, "export", quiet), file=sys.stderr)
     artifacts = Artifacts(entry, resolved, Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify,
-                          quiet, upstream)
+                          quiet, upstream, parity_check)
     model = onnx.load(str(artifacts.onnx(batch_size)))
     onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
                                         WEIGHTS_METADATA: resolved.label})
