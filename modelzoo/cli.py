@@ -429,13 +429,16 @@ def cmd_info(args) -> None:
     exp = m.expected
     for metric, value in exp["metrics"].items():
         tolerance = exp["tolerance"].get(metric)
+        lower = metric in exp["lower_is_better"]
         print(f"  expected    {metric} {value}" + (f" ± {tolerance}" if tolerance is not None else "")
+              + (" (lower is better)" if lower else "")
               + (f" ({exp['source']})" if exp["source"] else ""))
     for perf in exp.get("perf", []):
         table = ", ".join(f"bs{bs} {fps}" for bs, fps in perf["fps"].items())
         label = "reference" if perf["reference"] else "measured"
         print(f"  perf        {perf['chip']} ({label}): {table} fps")
-    print("  status      " + " ".join(f"{k}:{v}" for k, v in m.status.items()))
+    print("  status      " + " ".join(f"{k}:{v}" for k, v in m.status.items())
+          + " (declared by plugin.toml, not measured; `modelzoo ci --measured REPORT.json` measures them)")
 
 
 def cmd_run(args) -> None:

@@ -155,15 +155,17 @@ class PerfSpec(Schema):
 
 class ExpectedSpec(Schema):
     metrics: dict[str, float] = {}     # metric name -> the published value
-    tolerance: dict[str, float] = {}   # metric name -> how far a measurement may fall short
+    tolerance: dict[str, float] = {}   # metric name -> how far a measurement may fall short (or exceed)
+    lower_is_better: list[str] = []    # metrics such as an error, which may exceed the value by the tolerance
     source: str = ""
     perf: list[PerfSpec] = []
 
     @model_validator(mode="after")
     def tolerances_name_metrics(self) -> ExpectedSpec:
-        unknown = sorted(set(self.tolerance) - set(self.metrics))
-        if unknown:
-            raise ValueError(f"tolerance given for {', '.join(unknown)}, which expected.metrics does not list")
+        for key in ("tolerance", "lower_is_better"):
+            unknown = sorted(set(getattr(self, key)) - set(self.metrics))
+            if unknown:
+                raise ValueError(f"{key} given for {', '.join(unknown)}, which expected.metrics does not list")
         return self
 
 

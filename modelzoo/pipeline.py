@@ -33,7 +33,7 @@ from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Preprocessor, batches, default_workers
 from modelzoo.text import plural
-from modelzoo.weights import RANDOM_BANNER, RANDOM_LINE, resolve_weights, weights_dir
+from modelzoo.weights import random_banner, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     weights = resolve_weights(manifest, opts.weights)
     _check_writable(output)  # the first thing that touches the output folder: every check is done
     if weights.random:
-        print(_random_banner(manifest, opts.quiet), file=sys.stderr)
+        print(random_banner(manifest, quiet=opts.quiet), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
@@ -270,15 +270,6 @@ def _choose_backend(registry: Registry, cluster, opts: RunOptions):
     return backend, (f"--backend {opts.backend}" if opts.backend != "auto" else
                      f"auto on the Ray cluster: {backend.name}, the highest-ranked backend whose accelerator "
                      "the cluster has, else what auto picks on this host")
-
-
-def _random_banner(manifest, quiet: bool) -> str:
-    if quiet:
-        return f"modelzoo: {RANDOM_LINE.format(name=manifest.name)}"
-    where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
-             f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
-             if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
-    return RANDOM_BANNER.format(name=manifest.name, where=where)
 
 
 def _still_to_do(dataset: Dataset, results: ResultLog, resume: bool, output: Path) -> list:

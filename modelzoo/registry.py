@@ -24,6 +24,7 @@ Arrays = dict[str, np.ndarray]
 class ModelEntry:
     """The pieces of one model that only its plugin knows.
 
+    manifest: the model's plugin.toml, loaded with ``load_manifest`` (names the model).
     build: ``build(variant)`` returns the model in eval mode with random weights; ``variant`` is the
         chosen backend's ``export_variant`` ("standard", or e.g. "ascend" for a graph laid out for
         that chip), and an unknown variant must give the standard model.
@@ -33,7 +34,8 @@ class ModelEntry:
         an image path for classification) into a dict of input name -> array of that input's
         dtype and shape without the batch axis; a single-input model may return the bare array.
         It runs in worker processes (or threads, below), so it must be picklable (a module-level
-        function or a functools.partial of one) and should not import torch.
+        function or a functools.partial of one). Each worker process imports the module that
+        defines it: keeping torch out of that module saves every worker its start-up (a tip).
     preprocess_in_threads: True when preprocess spends its time in code that releases the GIL
         (Pillow decoding and resizing, numpy) and is thread-safe: its workers are then threads of
         the main process, which start at once and hand arrays over without pickling them through

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT, load_dataset
 from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
 from modelzoo.stream import Preprocessor, as_inputs, default_workers, stack
-from modelzoo.weights import resolve_weights
+from modelzoo.weights import random_banner, resolve_weights
 
 
 def write_bin(array: np.ndarray, out_dir: Path, image: str | Path) -> Path:
@@ -61,17 +60,28 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     return count
 
 
+WEIGHTS_METADATA = "modelzoo.weights"  # the exported ONNX's metadata_props key: which weights it holds
+
+
 def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: int | None,
            variant: str, simplify: bool, cache_dir: Path | None, quiet: bool = False,
            upstream: Path | None = None, parity_check: bool = True) -> tuple[Path, dict]:
-    artifacts = Artifacts(entry, resolve_weights(entry.manifest, weights),
-                          Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify, quiet, upstream,
-                          parity_check)
-    cached = artifacts.onnx(batch_size)
+    """The model's ONNX at `output`, its metadata saying which weights it holds (a file exported
+    with random weights must not pass for a real one); the torch-vs-ONNX parity figures."""
+    import onnx
+
+    resolved = resolve_weights(entry.manifest, weights)
+    if resolved.random:
+        print(random_banner(entry.manifest, "export", quiet), file=sys.stderr)
+    artifacts = Artifacts(entry, resolved, Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify,
+                          quiet, upstream, parity_check)
+    model = onnx.load(str(artifacts.onnx(batch_size)))
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                        WEIGHTS_METADATA: resolved.label})
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, tmp)
+        onnx.save(model, str(tmp))
         tmp.replace(output)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -41,6 +41,11 @@ class Weights:
         """What cached artifacts built from these weights are keyed by."""
         return f"random-seed-{RANDOM_SEED}" if self.random else self.sha256
 
+    @property
+    def label(self) -> str:
+        """Which weights, in a word for a file's metadata: "random", or "<file name> sha256:<digest>"."""
+        return "random" if self.random else f"{self.path.name} sha256:{self.sha256}"
+
     def to_report(self) -> dict:
         return {"path": str(self.path) if self.path else None, "sha256": self.sha256,
                 "random": self.random}
@@ -69,13 +74,31 @@ def resolve_weights(manifest: Manifest, weights: Path | None) -> Weights:
 
 RANDOM_BANNER = """\
 ************************************************************************
-*  NO CHECKPOINT: running {name} with seeded RANDOM weights.
-*  Accuracy below means nothing; throughput is real.
+*  NO CHECKPOINT: {doing} {name} with seeded RANDOM weights.
+*  {meaning}
 *  {where}
 ************************************************************************"""
 
-# The banner's one-line form, for --quiet.
-RANDOM_LINE = "NO CHECKPOINT: {name} runs with seeded RANDOM weights: accuracy means nothing, throughput is real"
+# Per command: what it does with random weights, what that means, and the banner's one-line form
+# (for --quiet).
+RANDOM_NOTES = {
+    "run": ("running", "Accuracy below means nothing; throughput is real.",
+            "{name} runs with seeded RANDOM weights: accuracy means nothing, throughput is real"),
+    "export": ("exporting", "The file's outputs mean nothing: do not deploy it.",
+               "{name} is exported with seeded RANDOM weights: do not deploy the file"),
+}
+
+
+def random_banner(manifest: Manifest, command: str = "run", quiet: bool = False) -> str:
+    """What `run` and `export` print before they use seeded random weights: that they do, what
+    that means and where the real weights come from; one line when quiet."""
+    doing, meaning, line = RANDOM_NOTES[command]
+    if quiet:
+        return "modelzoo: NO CHECKPOINT: " + line.format(name=manifest.name)
+    where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
+             f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
+             if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
+    return RANDOM_BANNER.format(name=manifest.name, where=where, doing=doing, meaning=meaning)
 
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:

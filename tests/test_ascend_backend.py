@@ -2,8 +2,9 @@
 
 The reference is ONNX Runtime on the same checkpoint and images: the fake ais_bench runs the .om's
 ONNX with ONNX Runtime, so every Ascend route (files, stream, old API, two devices, dynamic batch,
-a crash and a resume) must give the very same predictions. Timing follows the fake's documented
-formula: each execution of a batch-b model takes 2.0 + 0.25 * b ms.
+a crash and a resume) must give the same predictions: scores within a tolerance (the Ascend graph
+layout differs in the last bits), classes wherever ONNX Runtime's own gaps exceed twice that.
+Timing follows the fake's documented formula: each execution of a batch-b model takes 2.0 + 0.25 * b ms.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import predicted_classes, run_cli
+from tests.conftest import run_cli
+from tests.margins import assert_records_agree
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +37,18 @@ def run_lvvit(output: Path, dataset_dir: Path, weights: Path, cache_dir: Path, *
 
 
 def outcome(output: Path) -> tuple[dict, dict]:
-    return json.loads((output / "report.json").read_text()), predicted_classes(output)
+    return json.loads((output / "report.json").read_text()), json.loads((output / "predictions.json").read_text())
+
+
+def matches_reference(output: Path, reference: tuple[dict, dict]) -> dict:
+    """The run's records agree with ONNX Runtime's (tests.margins: scores within 1e-3, classes where
+    the reference's margins exceed twice that) and so does its top-1, but for unsettled images.
+    Returns the run's report."""
+    report, predictions = outcome(output)
+    settled = assert_records_agree(reference[1], predictions, atol=1e-3)
+    assert len(settled) >= IMAGES - 1
+    assert abs(report["top1"] - reference[0]["top1"]) <= (IMAGES - len(settled)) / IMAGES
+    return report
 
 
 def one_error_line(stderr: str) -> str:
@@ -55,7 +68,7 @@ def reference(tmp_path_factory, dataset_dir, spread_checkpoint, cache_dir) -> tu
     report, predictions = outcome(output)
     assert len(predictions) == IMAGES
     # The checkpoint spreads predictions, so agreement below is not agreement on one class.
-    assert len({classes[0] for classes in predictions.values()}) > 1
+    assert len({record["top5"][0] for record in predictions.values()}) > 1
     return report, predictions
 
 
@@ -83,10 +96,8 @@ def test_ascend_matches_onnxruntime(lvvit, reference, tmp_path, backend, io, api
     result = lvvit("run", "--backend", backend, "--bs", "4", *(["--io", io] if io else []),
                    **switches)
     assert result.returncode == 0, result.stderr
-    report, predictions = outcome(tmp_path / "run")
+    report = matches_reference(tmp_path / "run", reference)
     assert report["backend"] == "ascend"
-    assert predictions == reference[1]
-    assert report["top1"] == reference[0]["top1"]
     assert report["throughput_fps"] == pytest.approx(fake_fps(4))
     work = tmp_path / "run" / "ascend"
     if io == "files":
@@ -102,8 +113,7 @@ def test_ascend_matches_onnxruntime(lvvit, reference, tmp_path, backend, io, api
 def test_two_devices_share_the_images(lvvit, reference, tmp_path, io) -> None:
     result = lvvit("run", "--backend", "ascend", "--bs", "4", "--io", io, "--device", "0,1")
     assert result.returncode == 0, result.stderr
-    report, predictions = outcome(tmp_path / "run")
-    assert predictions == reference[1]
+    report = matches_reference(tmp_path / "run", reference)
     # Both devices worked side by side: their figures add up.
     assert report["throughput_fps"] == pytest.approx(fake_fps(4, devices=2))
     if io == "files":
@@ -121,8 +131,7 @@ def test_dynamic_batch(lvvit, reference, tmp_path, cache_dir, io, api) -> None:
     result = lvvit("run", "--backend", "ascend", "--bs", "4", "--io", io, "--dynamic-batch", "8,1,4",
                    **switches)
     assert result.returncode == 0, result.stderr
-    report, predictions = outcome(tmp_path / "run")
-    assert predictions == reference[1]
+    report = matches_reference(tmp_path / "run", reference)
     assert report["throughput_fps"] == pytest.approx(fake_fps(4))  # run at gear 4, padded
     [om] = cache_dir.glob("lvvit-ascend-Ascend310P3-dyn*.om")
     argv = read_om(om)[0].argv
@@ -269,7 +278,7 @@ def test_soc_mismatch_says_how_to_recompile(lvvit, reference, tmp_path, io) -> N
         result = lvvit("run", "--backend", "ascend", "--bs", "4", "--io", io,
                        "--soc-version", "Ascend910B2", **chip)
         assert result.returncode == 0, result.stderr
-        assert outcome(tmp_path / "run")[1] == reference[1]
+        matches_reference(tmp_path / "run", reference)
 
 
 def test_files_crash_resumes_with_the_remaining_images(lvvit, reference, tmp_path) -> None:
@@ -288,7 +297,7 @@ def test_files_crash_resumes_with_the_remaining_images(lvvit, reference, tmp_pat
     sent = sorted(p.stem for p in (work / "input" / "device0").glob("*.bin"))
     assert sent == STEMS[4:]  # only the images without a result went to ais_bench again
     assert "4 of 6 images already have results" in result.stderr
-    assert outcome(tmp_path / "run")[1] == reference[1]
+    matches_reference(tmp_path / "run", reference)
 
     # Started over (--fresh) on the same inputs: every result is still valid, nothing is sent,
     # and the throughput is the one ais_bench recorded in its summary JSON.
@@ -296,8 +305,7 @@ def test_files_crash_resumes_with_the_remaining_images(lvvit, reference, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "6 of 6 images already have results" in result.stderr
     assert "-m ais_bench" not in result.stderr
-    report, predictions = outcome(tmp_path / "run")
-    assert predictions == reference[1]
+    report = matches_reference(tmp_path / "run", reference)
     assert report["throughput_fps"] == pytest.approx(fake_fps(4))
 
 

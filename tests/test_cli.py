@@ -188,6 +188,9 @@ def test_list_and_info():
     assert "image float32 NCHW [batch,3,224,224]" in info and "resize 248, crop 224, interpolation bicubic" in info
     assert "task        kind classification, num_classes 1000" in info and "top1 0.8317 ± 0.005" in info
     assert "310P3 (reference)" in info
+    status = next(line for line in info.splitlines() if line.strip().startswith("status"))
+    assert "PrecisionStatus:OK" in status and "declared by plugin.toml, not measured" in status
+    assert "modelzoo ci --measured" in status
 
 
 def test_every_subcommand_has_help():

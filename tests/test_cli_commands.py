@@ -105,6 +105,33 @@ def test_source_then_run_from_upstream_code_with_its_patch(tmp_path, tiny_data, 
     assert sources == ["builtin", "upstream"]
 
 
+def test_export_says_which_weights_it_holds(tmp_path, tiny_weights):
+    """Without a checkpoint `export` prints run's random-weights banner and the file's metadata says
+    "random"; with one, the metadata names the checkpoint and its digest."""
+    import onnx
+
+    from modelzoo.weights import sha256_of
+
+    env = install_plugin(tmp_path, "tinycnn_plugin", "tinycnn = tests.plugins.tinycnn.plugin")
+
+    def export(name: str, *extra: str) -> tuple[str, dict[str, str]]:
+        output = tmp_path / name
+        result = ok(run_cli("export", "tinycnn", "--output", str(output), "--bs", "2", "--cache-dir",
+                            str(tmp_path / "cache"), *extra, env=env))
+        return result.stderr, {p.key: p.value for p in onnx.load(str(output)).metadata_props}
+
+    printed, metadata = export("random.onnx")
+    assert "NO CHECKPOINT: exporting tinycnn with seeded RANDOM weights." in printed
+    assert "do not deploy it" in printed and "pass --weights PATH" in printed
+    assert metadata["modelzoo.weights"] == "random"
+    printed, _ = export("quiet.onnx", "--quiet")
+    assert [line for line in printed.splitlines() if "RANDOM" in line] == \
+        ["modelzoo: NO CHECKPOINT: tinycnn is exported with seeded RANDOM weights: do not deploy the file"]
+    printed, metadata = export("real.onnx", "--weights", str(tiny_weights))
+    assert "RANDOM" not in printed
+    assert metadata["modelzoo.weights"] == f"{tiny_weights.name} sha256:{sha256_of(tiny_weights)}"
+
+
 def test_bench_writes_its_figures_table_and_plot(tmp_path):
     env = install_plugin(tmp_path, "tinycnn_plugin", "tinycnn = tests.plugins.tinycnn.plugin")
     out = tmp_path / "bench"

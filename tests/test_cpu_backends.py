@@ -3,6 +3,7 @@ last batch included; ONNX Runtime's int8 form is built once and cached."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ from modelzoo.plugins import get_plugin_manager
 from modelzoo.quantize import int8_onnx
 from modelzoo.registry import Registry
 from modelzoo.weights import resolve_weights
-from tests.conftest import predicted_classes
+from tests.margins import assert_logits_agree, assert_records_agree, ranked
 
 CPU_BACKENDS = ("onnxruntime", "openvino")
 
@@ -116,14 +117,15 @@ def test_openvino_yields_in_input_order_when_requests_finish_out_of_order(monkey
     assert got.ravel().tolist() == [10 * i for i in range(7)]
 
 
-def torch_answers(pictures, weights) -> dict[str, list[int]]:
-    """Picture key -> its five best classes, best first, from the tiny model called directly."""
+def torch_answers(pictures, weights) -> dict[str, dict]:
+    """Picture key -> its six best classes and their scores, best first, from the tiny model called
+    directly."""
     model = tiny_plugin.build("standard")
     model.load_state_dict(torch.load(weights, weights_only=True))
     x = np.stack([tiny_plugin.preprocess(p) for p in pictures])
     with torch.inference_mode():
         scores = model(torch.from_numpy(x)).numpy()
-    return {p.stem: [int(c) for c in np.argsort(-s, kind="stable")[:5]] for p, s in zip(pictures, scores)}
+    return {p.stem: ranked(s) for p, s in zip(pictures, scores)}
 
 
 @pytest.mark.parametrize("backend,workers", [("torch", 0), ("onnxruntime", 2), ("openvino", 2)])
@@ -133,7 +135,7 @@ def test_every_backend_runs_the_pipeline_to_the_torch_models_answers(registry, t
     are those of the torch model called here, scored here against classes.txt."""
     pictures = sorted((tiny_data / "pictures").iterdir())
     expected = torch_answers(pictures, tiny_weights)
-    assert len({classes[0] for classes in expected.values()}) > 1  # answers that all look alike prove nothing
+    assert len({record["top5"][0] for record in expected.values()}) > 1  # answers that all look alike prove nothing
     labels = {line.split()[0].rsplit(".", 1)[0]: int(line.split()[1])
               for line in (tiny_data / "classes.txt").read_text().splitlines()}
     report = run(registry, RunOptions(model="tinycnn", backend=backend, batch_size=3, data=tiny_data,
@@ -141,9 +143,12 @@ def test_every_backend_runs_the_pipeline_to_the_torch_models_answers(registry, t
                                       workers=workers, quiet=True, precision="fp32"))
     assert report["backend"] == backend and report["images"] == 7 and report["throughput_fps"] > 0
     assert report["preprocessing"] == {"workers": workers, "in": "processes" if workers else "main thread"}
-    assert predicted_classes(tmp_path) == expected
-    assert report["top1"] == pytest.approx(np.mean([expected[k][0] == c for k, c in labels.items()]))
-    assert report["top5"] == pytest.approx(np.mean([c in expected[k] for k, c in labels.items()]))
+    got = json.loads((tmp_path / "predictions.json").read_text())
+    # Scores within 1e-4 of torch's; classes compared place by place only as far as torch's own
+    # gaps exceed twice that (a near tie may flip in a correct backend).
+    assert len(assert_records_agree(expected, got, atol=1e-4)) >= 5
+    assert report["top1"] == pytest.approx(np.mean([got[k]["top5"][0] == c for k, c in labels.items()]))
+    assert report["top5"] == pytest.approx(np.mean([c in got[k]["top5"] for k, c in labels.items()]))
     if backend != "torch":
         assert report["parity"]["max_abs_diff"] < 1e-4
 
@@ -160,9 +165,11 @@ def test_lvvit_predictions_match_torch_on_spread_weights(registry, dataset_dir, 
         reference = artifacts.torch_model()(torch.from_numpy(x)).numpy()
     session = registry.backend(backend).open(artifacts, 4, BackendSettings(workdir=tmp_path, precision="fp32"))
     _, got = run_session(session, x, 4, input_name="image", output_name="features")
-    assert got.argmax(1).tolist() == reference.argmax(1).tolist()
     assert len(set(reference.argmax(1))) > 1
-    np.testing.assert_allclose(got, reference, atol=1e-3)
+    # Logits within 1e-3; top-1 compared only where torch's top-1 margin exceeds twice the measured
+    # max |diff| (a near tie may flip either way in a correct backend).
+    settled = assert_logits_agree(reference, got, atol=1e-3)
+    assert settled.sum() >= 4  # the margins of this checkpoint leave most images to compare
 
 
 def test_auto_prefers_openvino_and_falls_back_without_it(registry, monkeypatch):

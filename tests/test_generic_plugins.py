@@ -77,47 +77,43 @@ def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray
     return [s.key for s in samples], [s.target for s in samples], out.numpy()
 
 
-def text_expectation(keys, targets, logits) -> tuple[dict, dict]:
-    """Per key the label and its softmax probability; accuracy and macro-F1 from precision and recall."""
-    labels = logits.argmax(1)
-    probability = np.exp(logits.max(1)) / np.exp(logits).sum(1)
-    truth = np.array(targets)
+def text_metrics(targets, labels) -> dict:
+    """Accuracy and macro-F1 of `labels` from precision and recall."""
+    labels, truth = np.array(labels), np.array(targets)
     f1 = []
     for c in sorted(set(truth) | set(labels)):
         tp = np.sum((labels == c) & (truth == c))
         precision = tp / max(np.sum(labels == c), 1)
         recall = tp / max(np.sum(truth == c), 1)
         f1.append(2 * precision * recall / (precision + recall) if tp else 0.0)
-    metrics = {"samples": len(keys), "accuracy": float(np.mean(labels == truth)), "macro_f1": float(np.mean(f1))}
-    return {k: (int(c), float(p)) for k, c, p in zip(keys, labels, probability)}, metrics
+    return {"samples": len(labels), "accuracy": float(np.mean(labels == truth)), "macro_f1": float(np.mean(f1))}
 
 
-def seg_expectation(keys, targets, logits) -> tuple[dict, dict]:
-    """Per key the predicted mask; IoU of every class as intersection over union of pixel sets."""
-    masks = logits.argmax(1)
+def seg_metrics(targets, masks, classes: int) -> dict:
+    """IoU of every class as intersection over union of pixel sets, their mean, pixel accuracy."""
     truths = []
     for target in targets:
         with Image.open(target) as mask:
             truths.append(np.asarray(mask))
     ious = []
-    for c in range(logits.shape[1]):
+    for c in range(classes):
         inter = sum(np.sum((m == c) & (t == c)) for m, t in zip(masks, truths))
         union = sum(np.sum((m == c) | (t == c)) for m, t in zip(masks, truths))
         ious.append(inter / union if union else None)
     present = [v for v in ious if v is not None]
     correct = sum(np.sum(m == t) for m, t in zip(masks, truths))
-    metrics = {"images": len(keys), "miou": float(np.mean(present)),
-               "pixel_accuracy": float(correct / sum(t.size for t in truths)), "iou": ious}
-    return dict(zip(keys, masks)), metrics
+    return {"images": len(masks), "miou": float(np.mean(present)),
+            "pixel_accuracy": float(correct / sum(t.size for t in truths)), "iou": ious}
 
 
 @pytest.fixture(scope="module")
-def expected(weights) -> dict[str, tuple[dict, dict]]:
-    found = {"tinytext": text_expectation(*torch_outputs("tinytext", weights["tinytext"])),
-             "tinyseg": seg_expectation(*torch_outputs("tinyseg", weights["tinyseg"]))}
+def expected(weights) -> dict[str, tuple[list[str], list, np.ndarray]]:
+    """Per plugin the torch model's keys, targets and logits (class axis last)."""
+    found = {name: torch_outputs(name, weights[name]) for name in PLUGINS}
+    found["tinyseg"] = (*found["tinyseg"][:2], np.moveaxis(found["tinyseg"][2], 1, -1))
     # Outputs that all look alike would make agreement prove nothing.
-    assert len({label for label, _ in found["tinytext"][0].values()}) == 3
-    assert len({int(c) for mask in found["tinyseg"][0].values() for c in np.unique(mask)}) == 4
+    assert len(set(found["tinytext"][2].argmax(-1).tolist())) == 3
+    assert len(np.unique(found["tinyseg"][2].argmax(-1))) == 4
     return found
 
 
@@ -126,18 +122,30 @@ def decode_runs(record: dict) -> np.ndarray:
     return np.array(values).reshape(record["size"])
 
 
+ATOL = 1e-4  # what the report's parity allows a CPU backend or the fake Ascend toolchain
+
+
 def assert_matches(name: str, output: Path, report: dict, expected: dict) -> None:
-    """The run's records and metrics are the torch model's, sample by sample."""
-    predictions, metrics = expected[name]
+    """The run's records are the torch model's, sample by sample (classes wherever torch's top-1
+    margin exceeds twice ATOL: a near tie may flip in a correct backend), and its metrics are those
+    of its own records."""
+    keys, targets, logits = expected[name]
     records = json.loads((output / "predictions.json").read_text())
-    assert sorted(records) == sorted(predictions)
-    for key, record in records.items():
-        if name == "tinytext":
-            assert record["label"] == predictions[key][0], key
-            assert record["score"] == pytest.approx(predictions[key][1], abs=1e-5), key
-        else:
-            np.testing.assert_array_equal(decode_runs(record), predictions[key], err_msg=key)
-    assert report["images"] == len(predictions)
+    assert sorted(records) == sorted(keys)
+    best_two = np.sort(logits, axis=-1)[..., -2:]
+    settled = best_two[..., 1] - best_two[..., 0] > 2 * ATOL
+    assert settled.mean() > 0.9  # most of the answers are compared
+    if name == "tinytext":
+        labels = np.array([records[k]["label"] for k in keys])
+        np.testing.assert_array_equal(labels[settled], logits.argmax(-1)[settled])
+        probability = np.exp(logits[np.arange(len(keys)), labels]) / np.exp(logits).sum(-1)
+        np.testing.assert_allclose([records[k]["score"] for k in keys], probability, atol=1e-5)
+        metrics = text_metrics(targets, labels)
+    else:
+        masks = np.stack([decode_runs(records[k]) for k in keys])
+        np.testing.assert_array_equal(masks[settled], logits.argmax(-1)[settled])
+        metrics = seg_metrics(targets, masks, logits.shape[-1])
+    assert report["images"] == len(keys)
     got = dict(report["metrics"])
     assert got.pop("iou", None) == pytest.approx(metrics.get("iou"))
     assert got == pytest.approx({k: v for k, v in metrics.items() if k != "iou"})
@@ -303,10 +311,9 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
                        io="files", keep_bin=True, precision="fp32")
     sent = sorted(p.stem for p in (output / "ascend" / "input" / "device0" / "attention_mask").iterdir())
     assert sent == [f"t{i:02d}" for i in range(5, 13)]
+    assert_matches("tinytext", output, report, expected)
     records = json.loads((output / "predictions.json").read_text())
-    assert {k: (r["label"], r["argmax"]) for k, r in records.items()} == \
-        {k: (label, label) for k, (label, _) in expected["tinytext"][0].items()}
-    assert report["metrics"] == pytest.approx(expected["tinytext"][1])
+    assert all(r["label"] == r["argmax"] for r in records.values())
 
 
 @pytest.mark.parametrize("precision", ["auto", "int8"])

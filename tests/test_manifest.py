@@ -106,6 +106,7 @@ def test_each_missing_required_key_is_one_line_naming_file_and_key(real, tmp_pat
     (lambda d: d["status"].update(PerfStatus="GOOD"), "status.PerfStatus", "'POK'"),
     (lambda d: d["expected"]["perf"][0].update(fps={"one": 3.0}), "expected.perf[0].fps", "batch size"),
     (lambda d: d["expected"].update(tolerance={"top5": 0.1}), "expected", "top5"),
+    (lambda d: d["expected"].update(lower_is_better=["mae"]), "expected", "lower_is_better given for mae"),
     (lambda d: d["export"].update(opset="13"), "export.opset", "valid integer"),
     (lambda d: d["weights"].update(sha256="abc"), "weights.sha256", "pattern"),
     (lambda d: d.update(source="github"), "source", "valid dictionary"),

@@ -22,7 +22,8 @@ import pytest
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.testing.fake_ascend import install as install_fake_ascend
 from modelzoo.zoo_ci import run_ci
-from tests.conftest import predicted_classes, write_photo
+from tests.conftest import write_photo
+from tests.margins import assert_records_agree
 from tests.plugins.tinycnn.plugin import DELAY_ENV
 
 ray = pytest.importorskip("ray")
@@ -127,6 +128,15 @@ def comparable(output: Path) -> tuple[dict, dict]:
         json.loads((output / "predictions.json").read_text())
 
 
+def assert_agrees_with(output: Path, reference: Path, atol: float = 1e-4) -> None:
+    """An Ascend run (the fake runs its own graph layout) agrees with the local ONNX Runtime run:
+    scores within `atol`, classes as far as the reference's margins exceed twice that (tests.margins)."""
+    def records(folder: Path) -> dict:
+        return json.loads((folder / "predictions.json").read_text())
+
+    assert len(assert_records_agree(records(reference), records(output), atol=atol)) >= IMAGES // 4
+
+
 def recorded(output: Path) -> tuple[list[str], dict[str, list[float]]]:
     """Every sample key results.jsonl holds, in order of appearance, and its top-5 scores."""
     lines = [json.loads(line) for line in (output / "results.jsonl").read_text().splitlines()[1:]]
@@ -209,7 +219,7 @@ def test_ascend_runs_one_session_per_npu_on_npu_nodes_and_compiles_once(cluster,
         wait_until_dead(second)  # the last test needs the first NPU node to be the only one
 
     assert report["backend"] == "ascend"
-    assert predicted_classes(tmp_path / "out") == predicted_classes(reference)
+    assert_agrees_with(tmp_path / "out", reference)
     nodes = report["cluster"]["nodes"]
     assert sorted(n["actors"] for n in nodes) == [1, 2] and sum(n["images"] for n in nodes) == IMAGES
     # One atc run in all: the first session built the .om, the other NPU node was sent it.
@@ -400,6 +410,6 @@ def test_with_no_capable_node_left_the_run_stops_in_one_line_and_resumes_later(c
     cluster.npu_node = cluster.add_npu_node("npu-again")
     resumed = Driver(*args)
     assert resumed.finish() == 0, "".join(resumed.lines)
-    assert predicted_classes(tmp_path / "out") == predicted_classes(reference)
+    assert_agrees_with(tmp_path / "out", reference, atol=5e-2)  # the fake chip's default: fp16 ops
     keys = recorded(tmp_path / "out")[0]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == IMAGES

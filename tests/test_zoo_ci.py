@@ -234,6 +234,24 @@ def test_precision_status_compares_a_full_run_with_the_expected_metric_and_its_t
     assert precision_status({"metrics": {"top1": 0.8}, "tolerance": {}}, full_run_report(0.9))[0] == NOT_MEASURED
 
 
+def test_precision_status_of_a_lower_is_better_metric_fails_above_the_tolerance():
+    from modelzoo.zoo_ci.reports import precision_status
+
+    expected = {"metrics": {"mae": 0.05}, "tolerance": {"mae": 0.01}, "lower_is_better": ["mae"]}
+
+    def report(mae: float | None) -> dict:
+        return {**full_run_report(None), "metrics": {"mae": mae}}
+
+    assert precision_status(expected, report(0.02))[0] == "OK"  # better than published
+    assert precision_status(expected, report(0.059))[0] == "OK"  # worse, within the tolerance
+    status, why = precision_status(expected, report(0.07))
+    assert status == "NOK" and "mae 0.07 > 0.05 + 0.01" in why
+    assert precision_status(expected, report(None))[0] == "NOK"
+    higher_is_better = {**expected, "lower_is_better": []}  # the default: the same figures read the other way
+    assert precision_status(higher_is_better, report(0.07))[0] == "OK"
+    assert precision_status(higher_is_better, report(0.02))[0] == "NOK"
+
+
 def test_ci_takes_precision_status_from_a_measured_full_run(tmp_path, tiny_registry, tiny_data, tiny_weights, cache_dir):
     from modelzoo.pipeline import RunOptions, run
 

@@ -12,6 +12,16 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Sample:
+    """One item of a dataset, made by a task's `load_dataset`.
+
+    key: unique in its dataset; names the sample in results.jsonl, predictions.json, reports and
+        .bin files (for files: the name before its first '.').
+    source: what the plugin's preprocess reads (a file path, or plain picklable values); it crosses
+        to worker processes.
+    target: what the evaluator scores the sample's record against (JSON-serialisable; None when
+        unknown).
+    """
+
     key: str            # unique in its dataset: names the sample in results.jsonl, reports, .bin files
     source: Any         # what the plugin's preprocess reads: a file path, or plain values (picklable)
     target: Any = None  # what the evaluator scores against (JSON-serialisable)
@@ -19,6 +29,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class Dataset:
+    """What a task's `load_dataset` returns.
+
+    root: the data folder it was read from (reported).
+    samples: the samples in a stable order (the run's order, and what resume and --limit count).
+    demo: True for the plugin's demo data (the runner sets it; a task leaves the default).
+    files: what else it was read from, name -> path (a label or target file), for the report.
+    """
+
     root: Path
     samples: list[Sample]
     demo: bool = False
@@ -29,6 +47,8 @@ class Dataset:
 
 
 class Evaluator(Protocol):
+    """Accumulates records and targets batch by batch; `Task.evaluator()` makes a fresh one per run."""
+
     def update(self, records: list[Any], targets: list[Any]) -> None:
         """Take one batch of records and the targets of the same samples, in the same order."""
 
@@ -37,10 +57,15 @@ class Evaluator(Protocol):
 
 
 class Task(Protocol):
-    """What a plugin (or a built-in task the manifest names) supplies after inference."""
+    """What a plugin (or a built-in task the manifest names) supplies around inference.
+
+    kind: the task's name, as the manifest's `[task] kind` gives it (reported).
+    report_keys: metrics also written at the top level of report.json (classification: top1, top5).
+    A task's own settings come from the rest of the manifest's `[task]` table (`Manifest.task`),
+    which the task reads and checks itself.
+    """
 
     kind: str
-    # Metrics also written at the top level of report.json (classification: top1, top5).
     report_keys: tuple[str, ...]
 
     def load_dataset(self, directory: Path, labels: Path | None = None) -> Dataset:

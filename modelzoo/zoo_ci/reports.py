@@ -39,16 +39,27 @@ def statuses(result: ModelResult) -> tuple[dict[str, str], dict[str, str]]:
 
 def precision_status(expected: dict[str, Any], report: dict[str, Any]) -> tuple[str, str]:
     """OK when every expected metric that has a tolerance is reached within it by a full run's
-    report (real weights, the whole data set), NOK when one falls short; else not measured."""
+    report (real weights, the whole data set), NOK when one falls short (or, for a metric the
+    manifest lists in `lower_is_better`, exceeds the value by more than the tolerance); else not
+    measured."""
     if report["weights"]["random"] or report["data"]["demo"] or report["data"].get("limit") is not None:
         return NOT_MEASURED, f"{report.get('report_path', 'the report')} is not a full run with real weights"
     judged = {name: value for name, value in expected["metrics"].items() if name in expected["tolerance"]}
     if not judged:
         return NOT_MEASURED, "the manifest gives no tolerance for any expected metric"
-    short = [f"{name} {report['metrics'].get(name)} < {value} - {expected['tolerance'][name]}"
-             for name, value in judged.items()
-             if report["metrics"].get(name) is None or report["metrics"][name] < value - expected["tolerance"][name]]
-    return ("NOK", "; ".join(short)) if short else ("OK", "within tolerance: " + ", ".join(judged))
+    missed = [_miss(name, value, expected["tolerance"][name], report["metrics"].get(name),
+                    name in expected.get("lower_is_better", [])) for name, value in judged.items()]
+    missed = [m for m in missed if m]
+    return ("NOK", "; ".join(missed)) if missed else ("OK", "within tolerance: " + ", ".join(judged))
+
+
+def _miss(name: str, value: float, tolerance: float, measured: float | None, lower_is_better: bool) -> str:
+    """Why a measured metric misses its expected value, or "" when it does not."""
+    if lower_is_better:
+        return "" if measured is not None and measured <= value + tolerance else \
+            f"{name} {measured} > {value} + {tolerance}"
+    return "" if measured is not None and measured >= value - tolerance else \
+        f"{name} {measured} < {value} - {tolerance}"
 
 
 def model_json(result: ModelResult) -> dict[str, Any]:
