@@ -24,6 +24,7 @@ from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
 from modelzoo.host import host_description
+from modelzoo.metas import Meta, postprocessor
 from modelzoo.registry import ModelEntry, Registry
 from modelzoo.resume import ResultLog
 from modelzoo.tasks import Dataset, samples_digest
@@ -192,18 +193,22 @@ def load_dataset(entry: ModelEntry, data: Path | None, labels: Path | None, limi
 
 
 def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]], count: int,
-                   results: ResultLog, quiet: bool, first_result: Callable[[], object] = lambda: None) -> int:
+                   results: ResultLog, quiet: bool, metas: dict[str, Meta],
+                   first_result: Callable[[], object] = lambda: None) -> int:
     """The driver's side of inference, whatever produced the outputs: each batch's records made
-    durable before the next; returns how many samples it recorded."""
+    durable before the next, with the metas its samples left in `metas` (taken out of it);
+    returns how many samples it recorded."""
     inferred = 0
+    postprocess = postprocessor(entry.task)
     with tqdm(total=count, desc="infer", unit="img", disable=quiet) as bar:
         try:
             for keys, batch in outputs:
                 first_result()
+                batch_metas = [metas.pop(key, None) for key in keys]
                 with plugin_code(entry.manifest.plugin, "postprocess"):
-                    records = entry.task.postprocess(batch)
+                    records = postprocess(batch, batch_metas)
                     json.dumps(records)  # records go into results.jsonl: JSON or the plugin's fault
-                results.add_batch(list(keys), records)
+                results.add_batch(list(keys), records, batch_metas)
                 bar.update(len(keys))
                 inferred += len(keys)
         except KeyboardInterrupt:
@@ -260,12 +265,13 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
         if session.precision != "fp32" and opts.agreement_samples > 0:
             samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
         loop_start = time.perf_counter()
+        metas: dict[str, Meta] = {}  # filled as samples are batched, emptied as their outputs are recorded
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                         entry.collate, plugin=manifest.plugin)
+                         entry.collate, plugin=manifest.plugin, metas=metas)
         outputs = session.run(samples.watch(stream) if samples else stream)
         try:
             inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
-                                      results, _quiet(opts), first_result)
+                                      results, _quiet(opts), metas, first_result)
             stages["preprocess_and_infer"] = time.perf_counter() - loop_start
             parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs it open
         finally:
@@ -298,8 +304,9 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
         timings = artifacts.cache.timings
         stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
         try:
-            stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
-            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), first_result)
+            metas: dict[str, Meta] = {}
+            stream = work.stream(todo, opts.skip_invalid, results.add_skipped, metas)
+            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), metas, first_result)
         finally:
             work.close()
         stages["preprocess_and_infer"] = work.wall
