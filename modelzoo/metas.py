@@ -53,7 +53,7 @@ def _first_bad(value: Any, where: str) -> str | None:
 
 
 def _short(value: Any) -> str:
-    text = " ".join(repr(value).split())
+    text = " ".join(str(value).split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 
