@@ -31,6 +31,7 @@ from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Preprocessor, batches, default_workers
 from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
+from modelzoo.words import Unit, unit_of
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,9 @@ def _what_ran(opts: RunOptions, entry: ModelEntry, backend, backend_choice: dict
 def _run_context(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset) -> dict:
     """The report's keys on what the figures rest on: weights, data, expectations, host, versions."""
     expected = entry.manifest.expected["metrics"]
+    unit = unit_of(entry.manifest)
     return {"weights": weights.to_report(), "data": {**dataset.to_report(), "limit": opts.limit},
-            "measures": MEASURES, "expected": expected,
+            "unit": unit.plural, "measures": measures(unit), "expected": expected,
             **({"expected_top1": expected["top1"]} if "top1" in expected else {}),
             "plugin": plugin_version(entry.manifest.plugin), "host": host_description(),
             "versions": versions(backend)}
@@ -200,7 +202,7 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
     returns how many samples it recorded."""
     inferred = 0
     postprocess = postprocessor(entry.task)
-    with tqdm(total=count, desc="infer", unit="img", disable=quiet) as bar:
+    with tqdm(total=count, desc="infer", unit=unit_of(entry.manifest).tick, disable=quiet) as bar:
         try:
             for keys, batch in outputs:
                 first_result()
@@ -326,17 +328,20 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
 MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
             "calibration", "preprocessing")
 
-MEASURES = {
-    "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "
-                      "request in flight), inside this run, with preprocessing sharing the CPUs: not "
-                      "inference alone; `modelzoo bench` measures that",
-    "e2e_fps": "images / wall time from the backend being ready to the last result stored (decode, "
-               "preprocess and inference overlapping; the first images are preprocessed while the "
-               "backend starts)",
-    "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
-    "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
-                 "and (reduced precisions) on the first images of this run",
-}
+def measures(unit: Unit) -> dict[str, str]:
+    """What each figure of report.json measures, in the words of the model's unit."""
+    things = unit.plural
+    return {
+        "throughput_fps": f"{things} / seconds during which the backend was computing (OpenVINO: at least one "
+                          "request in flight), inside this run, with preprocessing sharing the CPUs: not "
+                          "inference alone; `modelzoo bench` measures that",
+        "e2e_fps": f"{things} / wall time from the backend being ready to the last result stored (reading, "
+                   f"preprocess and inference overlapping; the first {things} are preprocessed while the "
+                   "backend starts)",
+        "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
+        "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
+                     f"and (reduced precisions) on the first {things} of this run",
+    }
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float] | None:

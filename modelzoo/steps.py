@@ -21,6 +21,7 @@ from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
 from modelzoo.stream import Preprocessor, as_inputs, default_workers, stack
 from modelzoo.weights import resolve_weights
+from modelzoo.words import unit_of
 
 
 def write_bin(array: np.ndarray, out_dir: Path, image: str | Path) -> Path:
@@ -46,7 +47,8 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     metas: list[bytes] = []
     with Preprocessor(entry.preprocess, samples, workers, window=4 * max(workers, 1),
                       plugin=entry.manifest.plugin, threads=entry.preprocess_in_threads) as stream:
-        for sample, preprocessed, error in tqdm(stream, total=len(samples), desc="preprocess", unit="img",
+        for sample, preprocessed, error in tqdm(stream, total=len(samples), desc="preprocess",
+                                                unit=unit_of(entry.manifest).tick,
                                                 disable=quiet or not sys.stderr.isatty()):
             if error is not None:
                 if skip_invalid:
