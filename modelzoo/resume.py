@@ -2,9 +2,9 @@
 
 `results.jsonl` in the run's output directory: a header line with the fingerprint of the run's
 inputs, then one line per batch (sample keys with the task's records, whatever they hold, and the
-samples' metas when preprocess gave any) or per skipped sample, each appended and fsync'ed before the next batch starts. A rerun with the same
-inputs reads it back and infers only the samples it lacks; a rerun with other inputs refuses to
-mix them. A torn last line (the process died while writing it) is ignored: its batch is redone.
+samples' metas when preprocess gave any) or per skipped sample, each appended and fsync'ed before
+the next batch starts. A rerun with the same inputs reads it back and infers only the samples it
+lacks; a rerun with other inputs refuses to mix them. A torn last line (the process died while writing it) is ignored: its batch is redone.
 """
 from __future__ import annotations
 

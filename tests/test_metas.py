@@ -44,7 +44,8 @@ def test_a_meta_is_the_second_half_of_a_pair_with_a_dict():
 
 def test_what_cannot_be_stored_is_named_with_its_place():
     assert problem({"scale": 0.5, "pad": [1, 2], "size": (3, 4), "name": "a", "flip": None}) is None
-    assert problem({"pad": [1, np.int64(2)]}) == "meta['pad'][1] is 2 (int64), not JSON: use plain numbers, strings and lists"
+    assert problem({"pad": [1, np.int64(2)]}) == \
+        "meta['pad'][1] is 2 (int64), not JSON: use plain numbers, strings and lists"
     assert problem({"scale": float("nan")}) == "meta['scale'] is nan, which JSON cannot hold"
     assert problem({1: "a"}) == "meta has the key 1 (int), not a string"
     assert problem(["a"]) == "meta is a list, not a dict"

@@ -54,9 +54,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     while order.size:
         best, rest = order[0], order[1:]
         keep.append(best)
-        width = np.clip(np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]), 0, None)
-        height = np.clip(np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]), 0, None)
-        overlap = width * height
+        low = np.maximum(boxes[best, :2], boxes[rest, :2])
+        high = np.minimum(boxes[best, 2:], boxes[rest, 2:])
+        overlap = np.clip(high - low, 0, None).prod(axis=1)
         union = areas[best] + areas[rest] - overlap
         ratio = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
         order = rest[ratio <= iou]
