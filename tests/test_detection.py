@@ -219,3 +219,6 @@ def test_ci_checks_the_detector_from_its_manifest(cache, tmp_path):
     model = ci["models"]["tinydet"]
     assert {c["status"] for c in model["checks"].values()} == {"pass"}, model["checks"]
     assert model["smoke"]["images"] == 4 and model["smoke"]["metrics"]["map50"] > 0.5
+    parity = model["parity"]
+    assert parity["outputs"]["boxes"]["compare"] == "values" and parity["outputs"]["scores"]["compare"] == "scores"
+    assert parity["degenerate"] is False  # the plugin's example scenes give outputs that vary

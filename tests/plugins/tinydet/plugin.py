@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from modelzoo.api import ModelEntry, hookimpl
-from tests.plugins.tinydet.task import CLASSES, HERE, MANIFEST, SIZE, Detection, preprocess
+from tests.plugins.tinydet.task import CLASSES, HERE, MANIFEST, SIZE, Detection, example_inputs, preprocess
 
 
 class Rectangles(torch.nn.Module):
@@ -55,4 +55,4 @@ def init_random(model: torch.nn.Module, seed: int) -> None:
 @hookimpl
 def modelzoo_register_models(register):
     register(ModelEntry(manifest=MANIFEST, build=build, init_random=init_random, preprocess=preprocess,
-                        task=Detection(), demo_data=HERE / "demo"))
+                        task=Detection(), example_inputs=example_inputs, demo_data=HERE / "demo"))
