@@ -161,6 +161,14 @@ def test_every_cpu_backend_gives_the_torch_models_boxes_and_map(registry, weight
     assert_matches(tmp_path, report, expected)
 
 
+def test_int8_calibrates_on_the_letterboxes_and_keeps_the_metas(registry, weights, cache, data, expected, tmp_path):
+    """Calibration reads preprocess's inputs and leaves its metas; the records still map back."""
+    report = run_det(registry, weights, cache, data, tmp_path, backend="openvino", precision="int8", calibration=4)
+    assert report["calibration"]["images"] == 4
+    assert stored_metas(tmp_path) == json.loads(json.dumps(expected[1]))
+    assert report["metrics"]["map50"] > 0.5
+
+
 @pytest.mark.parametrize("io", ["files", "stream"])
 def test_the_fake_ascend_toolchain_gives_the_torch_models_boxes(registry, weights, cache, data, expected, tmp_path,
                                                                fake_ascend, io):
