@@ -154,8 +154,8 @@ class Artifacts:
         text = (f"parity torch vs ONNX Runtime of {onnx_path.name} ({self.parity['images']} samples): "
                 f"{'; '.join(short)}")
         if self.parity_check:
-            raise ParityError(f"{text}; fix the export, or set the output's tolerance in [[outputs]] of "
-                              f"{self.manifest.path}, or pass --no-parity-check to go on regardless")
+            raise ParityError(text, f"fix the export, or set the output's tolerance in [[outputs]] of "
+                                    f"{self.manifest.path}, or pass --no-parity-check to go on regardless")
         log.warning("%s; going on: --no-parity-check", text)
 
 

@@ -59,7 +59,8 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
              "dynamic" if batch_size is None else f"static {batch_size}")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
-        torch.onnx.export(flat_model(model, manifest), args, str(path), input_names=[t.name for t in manifest.inputs],
+        torch.onnx.export(flat_model(model, manifest), args, str(path),
+                          input_names=[t.name for t in manifest.inputs],
                           output_names=[t.name for t in manifest.outputs], dynamic_axes=dynamic_axes,
                           opset_version=manifest.export["opset"], do_constant_folding=True, dynamo=False)
 
@@ -129,7 +130,7 @@ def flatten_outputs(result: Any, manifest: Manifest) -> tuple[torch.Tensor, ...]
     _leaves(result, None, leaves)
     names = [t.name for t in manifest.outputs]
     keys = [key for key, _ in leaves]
-    if sorted(k for k in keys if k is not None) == sorted(names) and None not in keys:
+    if None not in keys and sorted(keys) == sorted(names):
         by_name = dict(leaves)
         return tuple(by_name[name] for name in names)
     if len(leaves) != len(names):

@@ -22,7 +22,15 @@ Arrays = dict[str, np.ndarray]
 
 
 class ParityError(UserError):
-    """An export whose outputs differ from torch's beyond the manifest's tolerances."""
+    """An export whose outputs differ from torch's beyond the manifest's tolerances. `shortfall`
+    is the message without the advice, for callers that give their own (zoo CI)."""
+
+    def __init__(self, shortfall: str, advice: str) -> None:
+        super().__init__(shortfall, advice)  # both in args: it pickles (Ray) as it was made
+        self.shortfall = shortfall
+
+    def __str__(self) -> str:
+        return "; ".join(self.args)
 
 
 def agreement(manifest: Manifest, reference: list[Arrays], candidate: list[Arrays]) -> dict:

@@ -238,6 +238,15 @@ def wrong_plugin(tmp_path_factory) -> dict[str, str]:
     return install_plugin(site, "tinywrong", "tinywrong = tinywrong")
 
 
+def test_zoo_ci_fails_a_wrong_export_naming_the_output_and_its_tolerance(tmp_path, wrong_plugin):
+    site = Path(wrong_plugin["PYTHONPATH"].split(":")[0])
+    done = run_cli("ci", str(site / "tinywrong"), "--output", str(tmp_path / "ci"), "--quiet", env=wrong_plugin)
+    assert done.returncode == 1, done.stdout + done.stderr
+    export = json.loads((tmp_path / "ci" / "ci.json").read_text())["models"]["tinywrong"]["checks"]["export"]
+    assert export["status"] == "fail" and "output 'scores' max|diff| 5.00e-01 > atol 1.0e-03" in export["message"]
+    assert "[[outputs]]" in export["message"] and "--no-parity-check" not in export["message"]
+
+
 def test_a_wrong_export_stops_run_export_and_bench_with_one_line(tmp_path, wrong_plugin, tiny_data, tiny_weights):
     common = ("--weights", str(tiny_weights), "--cache-dir", str(tmp_path / "cache"), "--quiet")
     runs = {

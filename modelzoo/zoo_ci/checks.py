@@ -80,11 +80,14 @@ def _check_export(result: ModelResult, cache: Cache) -> str:
     """Export with parity judged by the manifest's per-output tolerances (a shortfall raises);
     parity inputs that left an output constant fail too: they proved nothing."""
     from modelzoo.artifacts import Artifacts  # imports torch: only when a model gets this far
-    from modelzoo.parity import degenerate_outputs, describe
+    from modelzoo.parity import ParityError, degenerate_outputs, describe
 
     artifacts = Artifacts(result.entry, result.weights, cache, quiet=True)
     try:
         artifacts.onnx(CI_BATCH)
+    except ParityError as exc:
+        raise CheckFailed(f"{exc.shortfall}; fix the export or the output's tolerances in "
+                          f"[[outputs]] of {result.entry.manifest.path}") from None
     finally:
         result.parity = artifacts.parity
     if result.parity["degenerate"]:
