@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from modelzoo.parity import describe, describe_check
+from modelzoo.text import plural
 from modelzoo.words import unit_named
 
 
@@ -45,7 +46,7 @@ def print_report(report: dict) -> None:
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""
-        rows.append(("calibration", f"{cal['images']} {unit.plural} from {cal['source']} ({cal['path']}{reused})"))
+        rows.append(("calibration", f"{plural(cal['images'], unit.one)} from {cal['source']} ({cal['path']}{reused})"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:
@@ -55,12 +56,15 @@ def print_report(report: dict) -> None:
         rows.append(("cluster", f"{len(cluster['nodes'])} nodes, {cluster['actors']} sessions; "
                                 f"{cluster['lost_actors']} lost, {cluster['rerun_batches']} batches run again"))
         for node in cluster["nodes"]:
-            rows.append((f"  {node['node']}", f"{node['images']} {unit.plural}, {node['actors']} sessions, "
+            rows.append((f"  {node['node']}", f"{plural(node['images'], unit.one)}, {node['actors']} sessions, "
                                               f"{_fmt(node['throughput_fps'], '.2f')} {unit.rate} pure, "
                                               f"{_fmt(node['e2e_fps'], '.2f')} {unit.rate} end to end"))
     if report["data"]["demo"]:
         rows.append(("data", f"demo set (the plugin's own generated {unit.plural}: metrics say nothing of the model)"))
     rows.append(("report", report["report_path"]))
+    if report.get("figures_from_earlier_run"):
+        print(f"nothing left to do: every sample was done before; the figures below (throughput, latency, "
+              f"agreement) are from the run of {report['figures_from_earlier_run']}")
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -12,14 +12,15 @@ from modelzoo.manifest import Manifest
 
 @dataclass(frozen=True)
 class Unit:
+    one: str      # "image": for modelzoo.text.plural ("1 image", "3 images")
     plural: str   # "images": report.json's `unit`, the console's row, measures' text
     rate: str     # "img/s": throughput on the console and in bench.md
     tick: str     # "img": a progress bar's unit
     source: str   # what a sample starts as, for "... to prediction"
 
 
-IMAGES = Unit("images", "img/s", "img", "image file")
-SAMPLES = Unit("samples", "samples/s", "sample", "sample")
+IMAGES = Unit("image", "images", "img/s", "img", "image file")
+SAMPLES = Unit("sample", "samples", "samples/s", "sample", "sample")
 
 
 def unit_of(manifest: Manifest) -> Unit:
