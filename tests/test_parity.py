@@ -103,16 +103,16 @@ def test_a_range_outside_the_dtype_or_on_a_float_input_is_refused(tmp_path):
 
 
 def test_outputs_default_to_scores_values_or_labels_and_refuse_keys_of_another_kind(tmp_path):
-    manifest = manifest_with(tmp_path, TINYCNN, 'shape = ["n", 10]', 'shape = ["n", 10]\n\n[[outputs]]\n'
-                             'name = "size"\ndtype = "float32"\nshape = ["n", 1]\n\n[[outputs]]\n'
-                             'name = "ids"\ndtype = "int64"\nshape = ["n", 5]\nmin_equal = 0.9')
-    assert [t.check for t in manifest.outputs] == [
-        OutputCheck("scores"), OutputCheck("values"), OutputCheck("labels", min_equal=0.9)]
+    manifest = manifest_with(tmp_path, TINYCNN, '\n[atc]', '\n[[outputs]]\nname = "size"\ndtype = "float32"\n'
+                             'shape = ["n", 1]\n\n[[outputs]]\nname = "ids"\ndtype = "int64"\nshape = ["n", 5]\n'
+                             'min_equal = 0.9\n\n[[outputs]]\nname = "map"\ndtype = "float32"\n'
+                             'shape = ["n", 7, 8]\n\n[atc]')
+    assert [t.check for t in manifest.outputs] == [  # the first as tinycnn's manifest says, the rest defaults
+        OutputCheck("scores"), OutputCheck("values"), OutputCheck("labels", min_equal=0.9), OutputCheck("scores")]
     with pytest.raises(UserError, match=r"key 'outputs\[0\]'.*min_equal applies to compare = 'labels'"):
         manifest_with(tmp_path, TINYCNN, 'shape = ["n", 10]', 'shape = ["n", 10]\nmin_equal = 0.5')
     with pytest.raises(UserError, match=r'compare = "scores" needs a float output'):
-        manifest_with(tmp_path, TINYCNN, 'dtype = "float32"\nlayout = "NC"', 'dtype = "int32"\nlayout = "NC"\n'
-                      'compare = "scores"')
+        manifest_with(tmp_path, TINYCNN, 'dtype = "float32"\nlayout = "NC"', 'dtype = "int32"\nlayout = "NC"')
 
 
 # --- nested outputs --------------------------------------------------------------------------------
