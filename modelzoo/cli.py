@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "check each model: manifest, hook contract, export + parity, smoke inference")
     _ci_args(p)
 
+    _compare_args(command("compare", cmd_compare, "find the first op where a reduced precision departs from "
+                                                  "the fp32 ONNX, and (--fix) the ops to keep in higher precision"))
+
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
 
@@ -247,6 +250,27 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     _parity_arg(p)
 
 
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    """`modelzoo compare`: the backend and precision to look inside, the inputs, the fix search."""
+    p.add_argument("model")
+    p.add_argument("--backend", default="auto", help="onnxruntime (int8), openvino (bf16/fp16/int8), ascend (fp16)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="the reduced precision (default auto)")
+    p.add_argument("--data", type=Path, help="dataset dir (default: the demo set)")
+    _weights_arg(p)
+    p.add_argument("--bs", "--batchsize", dest="bs", type=positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--samples", type=non_negative_int, default=16, metavar="N",
+                   help="real samples besides the parity inputs (default 16)")
+    p.add_argument("--calibration", type=positive_int, default=300, metavar="N",
+                   help="int8: calibration samples")
+    p.add_argument("--calibration-data", type=Path, metavar="DIR", help="int8: calibrate on these instead")
+    p.add_argument("--threshold", type=float, default=0.99, help="cosine below which an op diverges (0.99)")
+    p.add_argument("--fix", action="store_true", help="search for ops to keep at higher precision")
+    p.add_argument("--target-cosine", type=float, default=0.999, help="--fix: output cosine to reach (0.999)")
+    p.add_argument("--soc-version", help="ascend: chip to compile for (default: from npu-smi)")
+    p.add_argument("--output", type=Path, help="default ./modelzoo-out/MODEL/compare-BACKEND-PRECISION")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+
+
 def _ci_args(p: argparse.ArgumentParser) -> None:
     """`modelzoo ci`: where to look for plugins, where results go, measured runs, engine."""
     p.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH",
@@ -270,6 +294,10 @@ def _precision_args(p: argparse.ArgumentParser) -> None:
                    help="int8: calibration images taken from --data (default 300)")
     p.add_argument("--calibration-data", type=Path, metavar="DIR",
                    help="int8: calibrate on these images instead, never the ones being scored")
+    p.add_argument("--keep-fp32", type=_op_list, default=(), metavar="OP[,OP]",
+                   help="ONNX ops (as compare.json names them) to keep at higher precision: atc --keep_dtype "
+                        "on ascend, left unquantised in int8; added to the manifest's [atc] keep_dtype / "
+                        "[int8] ignored")
     p.add_argument("--agreement-samples", type=non_negative_int, default=64, metavar="N",
                    help="reduced precisions: compare the first N images with fp32 torch (default 64, 0: off)")
 
@@ -306,6 +334,13 @@ def _batch_list(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _op_list(text: str) -> tuple[str, ...]:
+    ops = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ops:
+        raise argparse.ArgumentTypeError(f"expected ONNX op names like /blocks.0/Gemm,/head/Gemm, got {text!r}")
+    return ops
+
+
 def _weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="checkpoint file (default: the manifest's file in "
                                                 "$MODELZOO_HOME/weights, else seeded random weights)")
@@ -327,6 +362,29 @@ def _tensor_extras(t) -> str:
     keys = {"scores": ("atol", "min_cosine", "min_agreement", "class_axis"), "values": ("atol", "min_cosine"),
             "labels": ("min_equal",)}[t.check.compare]
     return f", compare {t.check.compare} ({', '.join(f'{k} {getattr(t.check, k):g}' for k in keys)})"
+
+
+def cmd_compare(args) -> None:
+    from modelzoo.compare.command import CompareOptions, compare
+    from modelzoo.compare.report import describe
+
+    opts = CompareOptions(model=args.model, backend=args.backend, precision=args.precision, data=args.data,
+                          weights=args.weights, batch_size=args.bs, calibration=args.calibration,
+                          calibration_data=args.calibration_data, cache_dir=args.cache_dir,
+                          samples=args.samples, output=args.output, threshold=args.threshold, fix=args.fix,
+                          target_cosine=args.target_cosine, soc_version=args.soc_version, quiet=args.quiet)
+    result = compare(opts, _registry())
+    first = result["first_divergent"]
+    print(f"{result['observable']} of {result['tensors']} tensors observable on {result['backend']} "
+          f"{result['precision']}; " + (f"first divergent op: {first['op']} ({first['type']}), cosine "
+                                        f"{first['cosine']}, max|diff| {first['max_abs']}, inf {first['inf']}, "
+                                        f"nan {first['nan']}" if first else "no op diverges"))
+    if "fix" in result:
+        print(f"fix ({result['fix_mechanism']}): " + (", ".join(result["fix"]) if result["fix"] is not None
+                                                       else "none found") +
+              f"; output agreement before: {describe(result['agreement_before'])}; "
+              f"after: {describe(result['agreement_after'])} (measured)")
+    print(f"wrote {result['output']}/compare.json, compare.md, compare.png")
 
 
 def cmd_list(args) -> None:
@@ -396,7 +454,8 @@ def cmd_run(args) -> None:
         calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
         fresh=args.fresh, resume=args.resume, parity_check=args.parity_check,
         model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
-        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data))
+        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data,
+        keep_fp32=args.keep_fp32))
     print_report(report)
 
 

@@ -133,6 +133,11 @@ class AtcSpec(Schema):
     input_format: Literal["NCHW", "NHWC", "ND", "NCDHW"] = "ND"
     log: Literal["debug", "info", "warning", "error", "null"] = "error"
     extra_flags: list[str] = []
+    keep_dtype: list[str] = []  # ONNX op names atc keeps in their own precision (a `modelzoo compare --fix`)
+
+
+class Int8Spec(Schema):
+    ignored: list[str] = []  # ONNX op names int8 quantisation leaves in float (a `modelzoo compare --fix`)
 
 
 class PerfSpec(Schema):
@@ -190,6 +195,7 @@ class ManifestSpec(Schema):
     preprocess: dict[str, Any] = {}  # the plugin's own preprocessing parameters, read by its code
     export: ExportSpec = ExportSpec()
     atc: AtcSpec = AtcSpec()
+    int8: Int8Spec = Int8Spec()
     expected: ExpectedSpec = ExpectedSpec()
     status: StatusSpec
 
@@ -252,6 +258,7 @@ class Manifest:
     atc: dict[str, Any]
     expected: dict[str, Any]
     status: dict[str, str]
+    int8: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -285,7 +292,8 @@ def load_manifest(path: str | Path) -> Manifest:
         path=path.resolve(), name=spec.name, summary=spec.summary, paper=spec.paper, plugin=spec.plugin,
         task=dump["task"], source=dump.get("source"), weights=dump.get("weights"),
         inputs=tensors(spec.inputs), outputs=tensors(spec.outputs), preprocess=spec.preprocess,
-        export=dump["export"], atc=dump["atc"], expected=dump["expected"], status=dump["status"], raw=data,
+        export=dump["export"], atc=dump["atc"], expected=dump["expected"], status=dump["status"],
+        int8=dump["int8"], raw=data,
     )
 
 

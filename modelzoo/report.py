@@ -43,6 +43,10 @@ def print_report(report: dict) -> None:
         if figures:
             rows.append(("vs fp32", f"{report['precision']} against {agreement['reference']} on {figures['images']} "
                                     f"{where}: {describe(figures)}"))
+    if report.get("kept_ops"):
+        rows.append(("precision fix", f"kept at higher precision: {', '.join(report['kept_ops'])}"))
+    if report.get("precision_warning"):
+        rows.append(("WARNING", report["precision_warning"]))
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""

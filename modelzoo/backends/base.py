@@ -45,6 +45,7 @@ class BackendSettings:
     keep_files: bool = False                # keep intermediate input files (--keep-bin)
     precision: str = "auto"                 # see modelzoo.precision; "auto": the backend's native one
     calibration: Calibration | None = None  # images for static int8 quantisation
+    keep_fp32: tuple[str, ...] = ()         # --keep-fp32: ONNX ops to keep at higher precision
 
 
 class Session:
@@ -59,6 +60,7 @@ class Session:
     precision_note = ""     # how that was decided, for the report
     identity = ""           # the model file it runs, with its settings: part of cache keys
     calibration: dict | None = None  # what a statically quantised model was calibrated on
+    kept_ops: tuple[str, ...] = ()   # ONNX ops a precision fix keeps at higher precision
     in_flight = 1           # batches it runs at once
 
     def __init__(self) -> None:

@@ -18,6 +18,7 @@ from modelzoo.backends.ascend.tools import parse_devices
 from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
+from modelzoo.precision import kept_ops
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -96,7 +97,9 @@ class AscendBackend(Backend):
         devices = parse_devices(settings.device)
         gears = _gears(batch_size, settings.dynamic_batch)
         soc = self.soc_version(settings, devices)
-        om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears, settings.precision)))
+        keep = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
+        om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears, settings.precision,
+                                                         keep)))
         return om, devices, gears, soc
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
@@ -110,6 +113,7 @@ class AscendBackend(Backend):
         mode = precision_mode(artifacts.manifest, settings.precision)
         session.precision = "fp32" if mode == "force_fp32" else "fp16"
         session.precision_note = f"atc --precision_mode={mode}"
+        session.kept_ops = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
         session.identity = f"ascend {om.name}"
         return session
 
