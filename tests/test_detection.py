@@ -172,7 +172,7 @@ def test_int8_calibrates_on_the_letterboxes_and_keeps_the_metas(registry, weight
 @pytest.mark.parametrize("io", ["files", "stream"])
 def test_the_fake_ascend_toolchain_gives_the_torch_models_boxes(registry, weights, cache, data, expected, tmp_path,
                                                                fake_ascend, io):
-    report = run_det(registry, weights, cache, data, tmp_path, backend="ascend", io=io)
+    report = run_det(registry, weights, cache, data, tmp_path, backend="ascend", io=io, precision="fp32")
     assert report["backend"] == "ascend"
     assert_matches(tmp_path, report, expected)
 
