@@ -33,6 +33,9 @@ class ModelEntry:
     preprocess: ``preprocess(source)`` turns one sample's ``source`` (see modelzoo.tasks.Sample:
         an image path for classification) into a dict of input name -> array of that input's
         dtype and shape without the batch axis; a single-input model may return the bare array.
+        It may also return ``(inputs, meta)``, ``meta`` a dict of JSON values that its task's
+        postprocess needs (letterbox scale, true length): kept beside the sample, stored in
+        results.jsonl and handed to ``postprocess(outputs, metas)`` (see modelzoo.metas).
         It runs in worker processes (or threads, below), so it must be picklable (a module-level
         function or a functools.partial of one). Each worker process imports the module that
         defines it: keeping torch out of that module saves every worker its start-up (a tip).
@@ -57,7 +60,7 @@ class ModelEntry:
     manifest: Manifest
     build: Callable[[str], torch.nn.Module]
     init_random: Callable[[torch.nn.Module, int], None]
-    preprocess: Callable[[Any], Arrays | np.ndarray]
+    preprocess: Callable[[Any], Arrays | np.ndarray | tuple[Arrays | np.ndarray, dict[str, Any]]]
     preprocess_in_threads: bool = False
     task: Task | None = None
     collate: Callable[[list[Arrays]], Arrays] | None = None

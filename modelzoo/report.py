@@ -5,6 +5,7 @@ import re
 
 from modelzoo.parity import describe, describe_check
 from modelzoo.text import plural
+from modelzoo.words import unit_named
 
 
 def metric_label(name: str) -> str:
@@ -22,16 +23,17 @@ def _fmt(value, pattern: str) -> str:
 
 def print_report(report: dict) -> None:
     parity = report.get("parity") or {}
+    unit = unit_named(report.get("unit"))
     rows = [
         ("model", report["model"]),
         ("backend", f"{report['backend']} (batch size {report['batch_size']})"),
         ("precision", f"{report.get('precision') or 'n/a'} (asked: {report['precision_requested']}; "
                       f"{report.get('precision_note') or 'nothing run'})"),
-        ("images", f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
+        (unit.plural, f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
         *((metric_label(name), metric_value(value)) for name, value in report["metrics"].items() if name != "images"),
-        ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} img/s (inference while preprocessing "
+        ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} {unit.rate} (inference while preprocessing "
                        "shares the CPUs; `modelzoo bench` for inference alone)"),
-        ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} img/s (JPEG to prediction)"),
+        ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} {unit.rate} ({unit.source} to prediction)"),
     ]
     if parity:
         rows.append(("parity", f"{describe(parity)} (torch vs fp32 ONNX){describe_check(parity)}"))
@@ -48,7 +50,7 @@ def print_report(report: dict) -> None:
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""
-        rows.append(("calibration", f"{plural(cal['images'], 'image')} from {cal['source']} ({cal['path']}{reused})"))
+        rows.append(("calibration", f"{plural(cal['images'], unit.one)} from {cal['source']} ({cal['path']}{reused})"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:
@@ -58,11 +60,11 @@ def print_report(report: dict) -> None:
         rows.append(("cluster", f"{len(cluster['nodes'])} nodes, {cluster['actors']} sessions; "
                                 f"{cluster['lost_actors']} lost, {cluster['rerun_batches']} batches run again"))
         for node in cluster["nodes"]:
-            rows.append((f"  {node['node']}", f"{node['images']} images, {node['actors']} sessions, "
-                                              f"{_fmt(node['throughput_fps'], '.2f')} img/s pure, "
-                                              f"{_fmt(node['e2e_fps'], '.2f')} img/s end to end"))
+            rows.append((f"  {node['node']}", f"{plural(node['images'], unit.one)}, {node['actors']} sessions, "
+                                              f"{_fmt(node['throughput_fps'], '.2f')} {unit.rate} pure, "
+                                              f"{_fmt(node['e2e_fps'], '.2f')} {unit.rate} end to end"))
     if report["data"]["demo"]:
-        rows.append(("data", "demo set (generated pictures, arbitrary labels)"))
+        rows.append(("data", f"demo set (the plugin's own generated {unit.plural}: metrics say nothing of the model)"))
     rows.append(("report", report["report_path"]))
     if report.get("figures_from_earlier_run"):
         print(f"nothing left to do: every sample was done before; the figures below (throughput, latency, "

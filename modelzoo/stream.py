@@ -19,6 +19,7 @@ import numpy as np
 
 from modelzoo.backends.base import Batch
 from modelzoo.errors import PluginError, UserError, plugin_code
+from modelzoo.metas import Meta, check, split
 from modelzoo.tasks import Sample
 
 Preprocess = Callable[[Any], Any]
@@ -104,7 +105,9 @@ class Preprocessor:
 
 
 def as_inputs(preprocessed: Any, input_names: list[str]) -> Arrays:
-    """A plugin's preprocess result as input name -> array; a bare array is the only input's."""
+    """A plugin's preprocess result as input name -> array (a meta beside them left out); a bare
+    array is the only input's."""
+    preprocessed, _ = split(preprocessed)
     if isinstance(preprocessed, dict):
         return preprocessed
     if len(input_names) != 1:
@@ -120,8 +123,10 @@ def stack(rows: list[Arrays]) -> Arrays:
 
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
-            collate: Collate | None, *, plugin: str) -> Iterator[Batch]:
-    """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded."""
+            collate: Collate | None, *, plugin: str, metas: dict[str, Meta]) -> Iterator[Batch]:
+    """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded.
+    Each sample's meta (see modelzoo.metas) goes into `metas` by key, where the caller finds it
+    when the batch's outputs come back."""
     def make(keys: list[str], rows: list[Arrays]) -> Batch:
         with plugin_code(plugin, "collate"):
             return Batch(keys, (collate or stack)(rows))
@@ -135,8 +140,12 @@ def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, in
             on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
             continue
         keys.append(sample.key)
+        inputs, meta = split(preprocessed)
+        if meta is not None:
+            check(meta, sample.key, plugin)
+            metas[sample.key] = meta
         with plugin_code(plugin, "preprocess"):
-            rows.append(as_inputs(preprocessed, input_names))
+            rows.append(as_inputs(inputs, input_names))
         if len(rows) == batch_size:
             yield make(keys, rows)
             keys, rows = [], []
