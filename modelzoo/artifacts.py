@@ -56,7 +56,7 @@ class Artifacts:
         m = self.manifest
         return {"model": m.name,
                 "manifest": {"inputs": [vars(t) for t in m.inputs], "outputs": [vars(t) for t in m.outputs],
-                             "export": m.export},
+                             "axes": {n: vars(a) for n, a in m.axes.items()}, "export": m.export},
                 "model_code": plugin_code_digest(self.entry),
                 "upstream": read_marker(self.upstream) if self.upstream else None,
                 "weights": self.weights.identity, "variant": self.variant,
