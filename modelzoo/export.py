@@ -19,19 +19,40 @@ log = logging.getLogger(__name__)
 PARITY_SAMPLES = 4
 PARITY_SEED = 1234
 
+# A size check fails when an output is further than this from torch, relative to the output's
+# largest magnitude: fp32 ONNX Runtime stays orders of magnitude closer, a size baked into the
+# graph lands far outside it.
+SIZE_TOLERANCE = 1e-3
+
 Arrays = dict[str, np.ndarray]
-ExampleInputs = Callable[[int, int], Arrays]  # (batch size, seed) -> input name -> array
+Sizes = dict[str, int]  # dynamic axis name -> size
+# (batch size, seed, dynamic axis sizes or None for the examples) -> input name -> array
+ExampleInputs = Callable[[int, int, "Sizes | None"], Arrays]
 
 
-def example_inputs(manifest: Manifest, batch: int, seed: int) -> Arrays:
-    """Seeded inputs of the manifest's shapes and dtypes: standard normals for floating-point inputs,
-    integers drawn from the input's `range` (token ids, masks) for the others."""
+def example_inputs(manifest: Manifest, batch: int, seed: int, sizes: Sizes | None = None) -> Arrays:
+    """Seeded inputs of the manifest's shapes and dtypes, dynamic axes at `sizes` (default: each
+    axis's example): standard normals for floating-point inputs, integers drawn from the input's
+    `range` (token ids, masks) for the others."""
     rng = np.random.default_rng(seed)
-    return {t.name: _example(t, batch, rng) for t in manifest.inputs}
+    sizes = manifest.example_sizes(**(sizes or {}))
+    return {t.name: _example(t, batch, sizes, rng) for t in manifest.inputs}
 
 
-def _example(tensor: Tensor, batch: int, rng: np.random.Generator) -> np.ndarray:
-    shape = tensor.concrete_shape(batch)
+def parity_sizes(manifest: Manifest) -> list[Sizes]:
+    """The dynamic axis sizes parity checks: every axis at its example, then each axis in turn at
+    its max (its min where the max is the example), so that a size baked into the graph shows."""
+    base = manifest.example_sizes()
+    checks = [base]
+    for name, axis in manifest.axes.items():
+        other = axis.max if axis.max != axis.example else axis.min
+        if other != axis.example:
+            checks.append({**base, name: other})
+    return checks
+
+
+def _example(tensor: Tensor, batch: int, sizes: Sizes, rng: np.random.Generator) -> np.ndarray:
+    shape = tensor.concrete_shape(batch, sizes)
     dtype = np.dtype(tensor.dtype)
     if dtype.kind == "f":
         return rng.standard_normal(shape).astype(dtype)
@@ -46,20 +67,20 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
     """Export with the TorchScript-based exporter, which honours the opset and dynamic axes.
 
     The newer dynamo exporter ignores opset 13 and bakes the dummy's batch size into the graph.
-    `batch_size` None makes every symbolic axis of every input and output dynamic.
+    The declared dynamic axes stay dynamic always; `batch_size` None makes the batch axis dynamic too.
     """
     import torch
 
-    dynamic_axes = None
-    if batch_size is None:
-        dynamic_axes = {t.name: t.symbolic_axes for t in (*manifest.inputs, *manifest.outputs)}
+    dynamic_axes = {t.name: t.symbolic_axes if batch_size is None else t.dynamic_axes
+                    for t in (*manifest.inputs, *manifest.outputs)}
     args = tuple(torch.from_numpy(example[t.name]) for t in manifest.inputs)
     log.info("exporting %s to ONNX opset %d (%s batch)", manifest.name, manifest.export["opset"],
              "dynamic" if batch_size is None else f"static {batch_size}")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
         torch.onnx.export(model, args, str(path), input_names=[t.name for t in manifest.inputs],
-                          output_names=[t.name for t in manifest.outputs], dynamic_axes=dynamic_axes,
+                          output_names=[t.name for t in manifest.outputs],
+                          dynamic_axes={name: axes for name, axes in dynamic_axes.items() if axes} or None,
                           opset_version=manifest.export["opset"], do_constant_folding=True, dynamo=False)
 
 
@@ -77,14 +98,17 @@ def check_onnx(path: Path, manifest: Manifest) -> None:
 
 
 def simplify_onnx(src: Path, dst: Path, manifest: Manifest, batch_size: int | None) -> None:
-    """onnxsim with the run's batch size fixed on every input (static batch), or as is (dynamic)."""
+    """onnxsim with the run's batch size fixed on every input (static batch), or as is (dynamic).
+
+    The declared dynamic axes are given as -1, which onnxsim leaves symbolic: it must not freeze them."""
     import onnx
     import onnxsim
 
     model = onnx.load(str(src))
     shapes = None
     if batch_size is not None:
-        shapes = {t.name: list(t.concrete_shape(batch_size)) for t in manifest.inputs}
+        shapes = {t.name: [batch_size, *(-1 if isinstance(d, str) else d for d in t.shape[1:])]
+                  for t in manifest.inputs}
     log.info("simplifying %s with onnxsim %s", src.name, onnxsim.__version__)
     simplified, ok = onnxsim.simplify(model, overwrite_input_shapes=shapes)
     if not ok:
@@ -95,17 +119,57 @@ def simplify_onnx(src: Path, dst: Path, manifest: Manifest, batch_size: int | No
 
 def measure_parity(model: torch.nn.Module, onnx_path: Path, manifest: Manifest, batch_size: int | None,
                    examples: ExampleInputs) -> dict:
-    """Torch vs ONNX Runtime on a few seeded example inputs, per output (see `agreement`)."""
+    """Torch vs ONNX Runtime on a few seeded example inputs, per output (see `agreement`), at the
+    dynamic axes' examples; with dynamic axes also at the other `parity_sizes`, under "sizes"
+    (a size where the export differs from torch is a UserError: see `check_size`)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     batch = batch_size or PARITY_SAMPLES
-    ref, got = [], []
-    for i in range(-(-PARITY_SAMPLES // batch)):
-        feeds = examples(batch, PARITY_SEED + i)
-        ref.append(torch_outputs(model, manifest, feeds))
-        got.append(dict(zip([t.name for t in manifest.outputs], session.run(None, feeds))))
-    return agreement(manifest, ref, got)
+    checked = {}
+    for sizes in parity_sizes(manifest):
+        ref, got = [], []
+        for i in range(-(-PARITY_SAMPLES // batch)):
+            feeds = examples(batch, PARITY_SEED + i, sizes if manifest.axes else None)
+            ref.append(torch_outputs(model, manifest, feeds))
+            got.append(check_size(manifest, session, feeds, ref[-1], sizes))
+        checked[describe_sizes(sizes)] = agreement(manifest, ref, got)
+    figures = next(iter(checked.values()))
+    if manifest.axes:
+        figures["sizes"] = {name: {k: f[k] for k in ("max_abs_diff", "cosine")} for name, f in checked.items()}
+    return figures
+
+
+def describe_sizes(sizes: Sizes) -> str:
+    """'seq=16, width=32'"""
+    return ", ".join(f"{name}={size}" for name, size in sizes.items())
+
+
+def check_size(manifest: Manifest, session, feeds: Arrays, reference: Arrays, sizes: Sizes) -> Arrays:
+    """The ONNX outputs for `feeds`, which must run and match torch's shapes and values: a graph
+    that baked a traced size into a constant (a classic torch.onnx trap) fails here, in one line,
+    rather than running wrong at the sizes it was not traced at."""
+    at = describe_sizes(sizes)
+    axes = ", ".join(manifest.axes)
+    fix = ("the export baked a size into the graph: compute sizes from tensor.shape / tensor.size() "
+           "without int() or Python constants, or declare the axis fixed in the manifest")
+    traced = describe_sizes(manifest.example_sizes())
+    try:
+        outputs = dict(zip([t.name for t in manifest.outputs], session.run(None, feeds)))
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors have no common type
+        first = str(exc).strip().splitlines()[0][:160]
+        raise UserError(f"dynamic axes {axes}: the ONNX traced at {traced} fails at {at} ({first}); {fix}") from None
+    for name, want in reference.items():
+        have = outputs[name]
+        if have.shape != want.shape:
+            raise UserError(f"dynamic axes {axes}: the ONNX traced at {traced} gives output '{name}' of shape "
+                            f"{list(have.shape)} at {at}, torch {list(want.shape)}; {fix}")
+        scale = max(float(np.max(np.abs(want))), 1e-6) if want.size else 1.0
+        off = float(np.max(np.abs(have.astype(np.float64) - want))) / scale if want.size else 0.0
+        if off > SIZE_TOLERANCE:
+            raise UserError(f"dynamic axes {axes}: the ONNX traced at {traced} differs from torch at {at} "
+                            f"(output '{name}' off by {off:.1%} of its largest value); {fix}")
+    return outputs
 
 
 def torch_outputs(model: torch.nn.Module, manifest: Manifest, inputs: Arrays) -> Arrays:
@@ -122,12 +186,12 @@ def torch_outputs(model: torch.nn.Module, manifest: Manifest, inputs: Arrays) ->
 
 
 def agreement(manifest: Manifest, reference: list[Arrays], candidate: list[Arrays]) -> dict:
-    """How far `candidate` outputs are from `reference` outputs, batch lists concatenated.
+    """How far `candidate` outputs are from `reference` outputs over a list of batches, which may
+    differ in the sizes of their dynamic axes.
 
     Per output under "outputs"; at the top the worst over the outputs, so that one figure judges
     the whole model (for a single output they are that output's figures)."""
-    per_output = {t.name: output_agreement(np.concatenate([b[t.name] for b in reference]),
-                                           np.concatenate([b[t.name] for b in candidate]))
+    per_output = {t.name: output_agreement([b[t.name] for b in reference], [b[t.name] for b in candidate])
                   for t in manifest.outputs}
     worst: dict = {"max_abs_diff": max(f["max_abs_diff"] for f in per_output.values()),
                    "cosine": min(f["cosine"] for f in per_output.values())}
@@ -137,22 +201,26 @@ def agreement(manifest: Manifest, reference: list[Arrays], candidate: list[Array
         worst["top1_agreement"] = min(top1)
     if equal:
         worst["equal"] = min(equal)
-    worst["images"] = int(len(np.concatenate([b[manifest.outputs[0].name] for b in reference])))
+    worst["images"] = sum(len(b[manifest.outputs[0].name]) for b in reference)
     worst["outputs"] = per_output
     return worst
 
 
-def output_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    """max |Δ| and cosine; for floating-point outputs with a class axis (axis 1) the fraction of
-    positions whose argmax over it agrees; for integer outputs the fraction of equal values."""
-    a, b = reference.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()
+def output_agreement(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
+    """max |Δ| and cosine over a list of batches of one output; for floating-point outputs with a
+    class axis (axis 1) the fraction of positions whose argmax over it agrees; for integer outputs
+    the fraction of equal values."""
+    a = np.concatenate([r.astype(np.float64).ravel() for r in reference])
+    b = np.concatenate([c.astype(np.float64).ravel() for c in candidate])
     cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else 1.0
     figures = {"max_abs_diff": float(np.max(np.abs(a - b))) if a.size else 0.0, "cosine": cosine}
-    if reference.dtype.kind == "f":
-        if reference.ndim >= 2 and reference.shape[1] > 1:
-            figures["top1_agreement"] = float(np.mean(reference.argmax(1) == candidate.argmax(1)))
+    first = reference[0]
+    if first.dtype.kind == "f":
+        if first.ndim >= 2 and first.shape[1] > 1:
+            hits = np.concatenate([(r.argmax(1) == c.argmax(1)).ravel() for r, c in zip(reference, candidate)])
+            figures["top1_agreement"] = float(np.mean(hits))
     else:
-        figures["equal"] = float(np.mean(reference == candidate))
+        figures["equal"] = float(np.mean(np.concatenate([(r == c).ravel() for r, c in zip(reference, candidate)])))
     return figures
 
 

@@ -219,6 +219,11 @@ class Manifest:
         """Each dynamic axis at its example size, or at the size given for it by name."""
         return {name: chosen.get(name, axis.example) for name, axis in self.axes.items()}
 
+    def largest_sizes(self) -> dict[str, int]:
+        """Each dynamic axis at its largest gear, or its max without gears: what a compiled model
+        with fixed shapes is built for, every batch padded up to it."""
+        return {name: max(axis.gears) if axis.gears else axis.max for name, axis in self.axes.items()}
+
     @property
     def root(self) -> Path:
         """The plugin's directory: relative paths in the manifest (patches) start here."""

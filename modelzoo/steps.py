@@ -79,7 +79,7 @@ def postprocess(entry: ModelEntry, result_path: Path, data: Path | None, labels:
     """Score result files of another tool (ais_bench) with the model's task: targets come from the
     dataset (--data), or for a task that reads them alone (classification) from --labels."""
     task = entry.task
-    results = read_results(result_path, entry.manifest.outputs)
+    results = read_results(result_path, entry.manifest.outputs, entry.manifest.largest_sizes())
     if data is not None:
         targets = {s.key: s.target for s in load_dataset(entry, data, labels).samples}
     elif labels is not None and hasattr(task, "read_targets"):

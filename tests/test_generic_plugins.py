@@ -61,7 +61,8 @@ def cache(tmp_path_factory) -> Path:
 
 
 def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray]:
-    """Keys, targets and the model's outputs for every demo sample, from torch alone."""
+    """Keys, targets and the model's outputs for every demo sample, from torch alone, each sample
+    alone and unpadded."""
     plugin = PLUGINS[name]
     model = plugin.build("standard")
     model.load_state_dict(torch.load(weights, weights_only=True))
@@ -70,8 +71,8 @@ def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray
     rows = [entry.preprocess(s.source) for s in samples]
     with torch.inference_mode():
         if name == "tinytext":
-            batch = entry.collate(rows)
-            out = model(torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"]))
+            out = torch.cat([model(torch.from_numpy(row["input_ids"][None]),
+                                   torch.ones((1, len(row["input_ids"])), dtype=torch.int64)) for row in rows])
         else:
             out = model(torch.from_numpy(np.stack(rows)))
     return [s.key for s in samples], [s.target for s in samples], out.numpy()
@@ -156,14 +157,16 @@ def test_the_plugins_keep_the_contract(name):
     MockRunner(PLUGINS[name]).check_model(name)
 
 
-def test_text_collate_pads_cuts_and_masks():
+def test_text_collate_pads_to_the_longest_text_and_masks():
     rows = [{"input_ids": np.array([5, 6, 7])}, {"input_ids": np.arange(1, 21)}, {"input_ids": np.array([], int)}]
     batch = text_task.collate(rows)
     assert batch["input_ids"].dtype == batch["attention_mask"].dtype == np.int64
-    assert batch["input_ids"].tolist() == [[5, 6, 7] + [0] * 13, list(range(1, 17)), [0] * 16]
-    assert batch["attention_mask"].tolist() == [[1] * 3 + [0] * 13, [1] * 16, [0] * 16]
+    assert batch["input_ids"].tolist() == [[5, 6, 7] + [0] * 17, list(range(1, 21)), [0] * 20]
+    assert batch["attention_mask"].tolist() == [[1] * 3 + [0] * 17, [1] * 20, [0] * 20]
+    assert text_task.collate([{"input_ids": np.array([], int)}])["input_ids"].shape == (1, 1)  # the axis's min
     ids = text_task.tokenize("Rain, rain AND wind!")
     assert len(ids) == 4 and ids[0] == ids[1] != ids[3] and all(1 <= i < 64 for i in ids)
+    assert len(text_task.preprocess("word " * 100)["input_ids"]) == 64  # cut at the axis's max
 
 
 def test_bad_data_is_one_line_naming_the_file(tmp_path):

@@ -160,7 +160,9 @@ class OpenVinoBackend(Backend):
                 raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
             int8_dir = nncf_int8(artifacts, settings.calibration)
             model = core.read_model(str(int8_dir / "model.xml"))
-            model.reshape({t.name: list(t.concrete_shape(batch_size)) for t in artifacts.manifest.inputs})
+            # -1: the declared dynamic axes stay dynamic
+            model.reshape({t.name: [batch_size, *(-1 if isinstance(d, str) else d for d in t.shape[1:])]
+                           for t in artifacts.manifest.inputs})
             source = int8_dir.name
         else:
             onnx_path = artifacts.onnx(batch_size)
