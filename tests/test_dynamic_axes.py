@@ -136,3 +136,31 @@ def test_fixed_axes_pad_with_the_axis_pad_value_and_cut_outputs_back(manifest, t
     assert real == {"seq": 5} and padded["x"].shape == (2, 40, 4)
     assert (padded["x"][:, :5] == 1).all() and (padded["x"][:, 5:] == -1).all()
     assert fixed.trim({"y": np.zeros((2, 40))}, real)["y"].shape == (2, 5)
+
+
+def test_bench_shapes_are_every_combination_of_the_sizes_asked_and_mistakes_are_one_line(tmp_path):
+    from modelzoo.bench import shape_sizes
+
+    path = tmp_path / "plugin.toml"
+    path.write_text(MANIFEST.replace('shape = ["batch", "seq", 4]', 'shape = ["batch", "seq", "width"]')
+                    + "[axes.width]\nmin = 1\nmax = 8\nexample = 4\n")
+    m = load_manifest(path)
+    assert shape_sizes(m, []) == [{"seq": 8, "width": 4}]
+    assert shape_sizes(m, ["seq=2,40", "width=1"]) == [{"seq": 2, "width": 1}, {"seq": 40, "width": 1}]
+    for text, expected in (("len=4", "has no dynamic axis 'len'"), ("seq=41", "41 is outside axis seq's"),
+                           ("seq=x", "sizes must be integers")):
+        with pytest.raises(UserError, match=expected):
+            shape_sizes(m, [text])
+
+
+def test_bench_measures_a_row_per_size_of_the_dynamic_axis(tmp_path):
+    from modelzoo.bench import bench
+    from tests.conftest import registry_with
+    import tests.plugins.tinytext.plugin as tinytext
+
+    data = bench(registry_with(tinytext), "tinytext", ["onnxruntime"], [2], warmup=1, iters=2, output=tmp_path,
+                 cache_dir=tmp_path / "cache", shapes=["seq=8,64"])
+    assert [(r["shape"], r["batch_size"]) for r in data["rows"]] == [("seq=8", 2), ("seq=64", 2)]
+    assert all(r["fps"] > 0 for r in data["rows"])
+    table = (tmp_path / "bench.md").read_text()
+    assert "| shape | batch size |" in table and "| seq=64 | 2 * |" in table

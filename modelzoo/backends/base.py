@@ -180,8 +180,9 @@ class Backend:
         artifacts.onnx(batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
-                  warmup: int, iters: int) -> dict[str, float | str]:
-        """Pure-inference images/s at one batch size and per-batch latency percentiles.
+                  warmup: int, iters: int, sizes: dict[str, int] | None = None) -> dict[str, float | str]:
+        """Pure-inference images/s at one batch size (and dynamic axes at `sizes`, default their
+        examples) and per-batch latency percentiles.
 
         A stream of identical batches runs through the session; throughput is the images
         completed after the warm-up over the wall time they took, timed by when each batch
@@ -189,7 +190,7 @@ class Backend:
         flight is measured at its steady rate, and two results that finish together count as
         what they are: two batches in the time since the last one.
         """
-        batch = Batch([f"bench{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, seed=0))
+        batch = Batch([f"bench{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, 0, sizes))
         session = self.open(artifacts, batch_size, settings)
         try:
             start = time.perf_counter()
