@@ -28,12 +28,14 @@ from modelzoo.registry import ModelEntry, Registry
 from modelzoo.resume import ResultLog
 from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
-from modelzoo.stream import Preprocessor, batches, default_workers
+from modelzoo.stream import Padding, Preprocessor, batches, default_workers
 from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_ROOT = Path("modelzoo-out")
+# A model with dynamic axes: samples are sorted by size within windows of this many batches.
+BUCKET_BATCHES = 8
 
 
 @dataclass
@@ -260,8 +262,10 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
         if session.precision != "fp32" and opts.agreement_samples > 0:
             samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
         loop_start = time.perf_counter()
+        padding = Padding([t.name for t in manifest.inputs if t.dynamic_axes]) if manifest.axes else None
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                         entry.collate, plugin=manifest.plugin)
+                         entry.collate, plugin=manifest.plugin, padding=padding,
+                         bucket_window=BUCKET_BATCHES * opts.batch_size if manifest.axes else 0)
         outputs = session.run(samples.watch(stream) if samples else stream)
         try:
             inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
@@ -279,6 +283,7 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
                 "agreement": {"reference": REFERENCE, "parity_inputs": parity_inputs,
                               "run_samples": samples.figures() if samples else None},
                 "calibration": session.calibration,
+                "padding": padding.figures() if padding else None,
                 "preprocessing": {"workers": workers, "in": "main thread" if workers == 0 else
                                   "threads" if entry.preprocess_in_threads else "processes"}}
     stages["agreement"] = time.perf_counter() - agreement_start
@@ -309,6 +314,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                     "precision_note": work.precision[1] if work.precision else None,
                     # Not measured on a cluster: the sessions run on other nodes.
                     "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
+                    "padding": None,
                     "preprocessing": {"workers": 0, "in": "each actor's own thread"}}
         return stages, inferred, measured, work.report()
     finally:
@@ -317,7 +323,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.
 MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
-            "calibration", "preprocessing")
+            "calibration", "padding", "preprocessing")
 
 MEASURES = {
     "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "
@@ -327,6 +333,8 @@ MEASURES = {
                "preprocess and inference overlapping; the first images are preprocessed while the "
                "backend starts)",
     "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
+    "padding": "per dynamic input, real elements over the elements of the collated batches (1.0: no "
+               "padding); samples are sorted by size within windows of batches to keep it high",
     "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
                  "and (reduced precisions) on the first images of this run",
 }

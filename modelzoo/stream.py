@@ -118,25 +118,69 @@ def stack(rows: list[Arrays]) -> Arrays:
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 
+class Padding:
+    """Real elements over collated elements of each dynamic input, over a run: how much of the
+    computation padding costs. Counted for the inputs that preprocess itself returns (a mask
+    that collate makes has no unpadded form)."""
+
+    def __init__(self, inputs: list[str]) -> None:
+        self.real = dict.fromkeys(inputs, 0)
+        self.padded = dict.fromkeys(inputs, 0)
+
+    def add(self, rows: list[Arrays], batch: Arrays) -> None:
+        for name in self.real:
+            if name in rows[0]:
+                self.real[name] += sum(np.size(row[name]) for row in rows)
+                self.padded[name] += batch[name].size
+
+    def figures(self) -> dict[str, float] | None:
+        found = {name: round(self.real[name] / self.padded[name], 4) for name in self.real if self.padded[name]}
+        return found or None
+
+
+def bucketed(rows: Iterable[tuple[str, Arrays]], window: int) -> Iterator[tuple[str, Arrays]]:
+    """Samples in windows of `window`, each window sorted by size (elements over all its arrays),
+    so that a batch holds samples of similar length and pads little. Results are keyed by sample:
+    the order does not matter to them, and memory stays bounded by the window."""
+    held: list[tuple[str, Arrays]] = []
+    for item in rows:
+        held.append(item)
+        if len(held) == window:
+            yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
+            held = []
+    yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
+
+
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
-            collate: Collate | None, *, plugin: str) -> Iterator[Batch]:
-    """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded."""
+            collate: Collate | None, *, plugin: str, bucket_window: int = 0,
+            padding: Padding | None = None) -> Iterator[Batch]:
+    """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded.
+
+    `bucket_window` > 0: samples are sorted by size within windows of that many (see `bucketed`);
+    `padding` counts how much collate padded."""
     def make(keys: list[str], rows: list[Arrays]) -> Batch:
         with plugin_code(plugin, "collate"):
-            return Batch(keys, (collate or stack)(rows))
+            batch = Batch(keys, (collate or stack)(rows))
+        if padding is not None:
+            padding.add(rows, batch.inputs)
+        return batch
+
+    def good() -> Iterator[tuple[str, Arrays]]:
+        for sample, preprocessed, error in items:
+            if error is not None:
+                if not skip_invalid:
+                    raise UserError(error)
+                on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
+                continue
+            with plugin_code(plugin, "preprocess"):
+                yield sample.key, as_inputs(preprocessed, input_names)
 
     keys: list[str] = []
     rows: list[Arrays] = []
-    for sample, preprocessed, error in items:
-        if error is not None:
-            if not skip_invalid:
-                raise UserError(error)
-            on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
-            continue
-        keys.append(sample.key)
-        with plugin_code(plugin, "preprocess"):
-            rows.append(as_inputs(preprocessed, input_names))
+    for key, row in bucketed(good(), bucket_window) if bucket_window else good():
+        keys.append(key)
+        rows.append(row)
         if len(rows) == batch_size:
             yield make(keys, rows)
             keys, rows = [], []

@@ -164,3 +164,36 @@ def test_bench_measures_a_row_per_size_of_the_dynamic_axis(tmp_path):
     assert all(r["fps"] > 0 for r in data["rows"])
     table = (tmp_path / "bench.md").read_text()
     assert "| shape | batch size |" in table and "| seq=64 | 2 * |" in table
+
+
+def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
+    from modelzoo.stream import Padding, batches
+    from modelzoo.tasks import Sample
+
+    lengths = [9, 1, 5, 7, 2, 8, 3, 6, 4, 10, 30]
+    items = [(Sample(f"s{i}", None, 0), {"input_ids": np.ones(n, np.int64)}, None) for i, n in enumerate(lengths)]
+    padding = Padding(["input_ids"])
+    made = list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate,
+                        plugin="tests", bucket_window=4, padding=padding))
+    keys = [k for b in made for k in b.keys]
+    assert sorted(keys) == sorted(f"s{i}" for i in range(len(lengths)))
+    sizes = [lengths[int(k[1:])] for k in keys]
+    assert sizes == sorted(lengths[:4]) + sorted(lengths[4:8]) + sorted(lengths[8:])
+    padded = sum(b.inputs["input_ids"].size for b in made)
+    assert padding.figures() == {"input_ids": round(sum(lengths) / padded, 4)}
+    unsorted = sum(2 * max(lengths[i:i + 2]) for i in range(0, 10, 2)) + 30
+    assert padded < unsorted
+
+
+def test_a_run_reports_its_padding(tmp_path):
+    from modelzoo.pipeline import RunOptions, run
+    from tests.conftest import registry_with
+    import tests.plugins.tinytext.plugin as tinytext
+
+    report = run(registry_with(tinytext), RunOptions(model="tinytext", backend="onnxruntime", batch_size=4,
+                                                     output=tmp_path / "out", cache_dir=tmp_path / "cache",
+                                                     workers=0, quiet=True))
+    samples = text_task.TextClassification(3).load_dataset(text_task.HERE / "demo").samples
+    lengths = sorted(len(text_task.preprocess(s.source)["input_ids"]) for s in samples)
+    collated = sum(4 * max(lengths[i:i + 4]) for i in range(0, len(lengths), 4))  # 12 texts: one window
+    assert report["padding"] == {"input_ids": round(sum(lengths) / collated, 4)}
