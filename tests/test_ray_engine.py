@@ -36,8 +36,10 @@ BATCH = 2
 # Figures that measure this particular process, not the evaluation.
 # agreement: a cluster run does not compare its sessions with torch (they run on other nodes).
 # preprocessing: where it ran (a local run's workers; a cluster's actors).
+# padding: how batches were formed (a local run sorts samples by size; the cluster's chunks keep
+# dataset order and are not counted).
 TIMING_KEYS = {"throughput_fps", "e2e_fps", "latency_ms", "stages_s", "peak_rss_mb", "created", "resumed_images",
-               "cluster", "agreement", "preprocessing"}
+               "cluster", "agreement", "preprocessing", "padding"}
 
 
 @pytest.fixture(scope="module")
