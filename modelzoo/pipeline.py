@@ -264,7 +264,7 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
         loop_start = time.perf_counter()
         padding = Padding([t.name for t in manifest.inputs if t.dynamic_axes]) if manifest.axes else None
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                         entry.collate, plugin=manifest.plugin, padding=padding,
+                         entry.collate, plugin=manifest.plugin, padding=padding, manifest=manifest,
                          bucket_window=BUCKET_BATCHES * opts.batch_size if manifest.axes else 0)
         outputs = session.run(samples.watch(stream) if samples else stream)
         try:

@@ -19,6 +19,7 @@ import numpy as np
 
 from modelzoo.backends.base import Batch
 from modelzoo.errors import PluginError, UserError, plugin_code
+from modelzoo.manifest import Manifest
 from modelzoo.tasks import Sample
 
 Preprocess = Callable[[Any], Any]
@@ -151,14 +152,32 @@ def bucketed(rows: Iterable[tuple[str, Arrays]], window: int) -> Iterator[tuple[
     yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
 
 
+def too_large(key: str, row: Arrays, manifest: Manifest) -> str | None:
+    """Why a preprocessed sample does not fit the model's dynamic axes (above the largest gear, or
+    the max), or None. Only inputs that preprocess returns with the declared number of axes are
+    measured."""
+    largest = manifest.largest_sizes()
+    for t in manifest.inputs:
+        array = row.get(t.name)
+        if array is None or np.ndim(array) != len(t.shape) - 1:
+            continue
+        for i, name in t.dynamic_axes.items():
+            if np.shape(array)[i - 1] > largest[name]:
+                return (f"sample {key}: input '{t.name}' has {name}={np.shape(array)[i - 1]}, above the largest "
+                        f"size {largest[name]} of axis {name} in {manifest.path}; shorten it in preprocess, "
+                        "or pass --skip-invalid")
+    return None
+
+
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
             collate: Collate | None, *, plugin: str, bucket_window: int = 0,
-            padding: Padding | None = None) -> Iterator[Batch]:
+            padding: Padding | None = None, manifest: Manifest | None = None) -> Iterator[Batch]:
     """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded.
 
     `bucket_window` > 0: samples are sorted by size within windows of that many (see `bucketed`);
-    `padding` counts how much collate padded."""
+    `padding` counts how much collate padded; `manifest` (with dynamic axes): a sample larger than
+    an axis allows is a bad sample."""
     def make(keys: list[str], rows: list[Arrays]) -> Batch:
         with plugin_code(plugin, "collate"):
             batch = Batch(keys, (collate or stack)(rows))
@@ -168,13 +187,17 @@ def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, in
 
     def good() -> Iterator[tuple[str, Arrays]]:
         for sample, preprocessed, error in items:
+            row = None
+            if error is None:
+                with plugin_code(plugin, "preprocess"):
+                    row = as_inputs(preprocessed, input_names)
+                error = too_large(sample.key, row, manifest) if manifest is not None and manifest.axes else None
             if error is not None:
                 if not skip_invalid:
                     raise UserError(error)
                 on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
                 continue
-            with plugin_code(plugin, "preprocess"):
-                yield sample.key, as_inputs(preprocessed, input_names)
+            yield sample.key, row
 
     keys: list[str] = []
     rows: list[Arrays] = []

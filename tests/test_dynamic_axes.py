@@ -197,3 +197,21 @@ def test_a_run_reports_its_padding(tmp_path):
     lengths = sorted(len(text_task.preprocess(s.source)["input_ids"]) for s in samples)
     collated = sum(4 * max(lengths[i:i + 4]) for i in range(0, len(lengths), 4))  # 12 texts: one window
     assert report["padding"] == {"input_ids": round(sum(lengths) / collated, 4)}
+
+
+def test_a_sample_larger_than_the_axis_allows_is_one_line_naming_it_or_skipped():
+    from modelzoo.stream import batches
+    from modelzoo.tasks import Sample
+
+    items = [(Sample("short", None, 0), {"input_ids": np.ones(3, np.int64)}, None),
+             (Sample("long", None, 0), {"input_ids": np.ones(65, np.int64)}, None)]
+    with pytest.raises(UserError) as info:
+        list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate, plugin="tests",
+                     manifest=text_task.MANIFEST))
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("sample long: input 'input_ids' has seq=65, above the "
+                                                      "largest size 64 of axis seq")
+    skipped = []
+    made = list(batches(iter(items), 2, ["input_ids"], True, skipped.append, text_task.collate, plugin="tests",
+                        manifest=text_task.MANIFEST))
+    assert [b.keys for b in made] == [["short"]] and [s["key"] for s in skipped] == ["long"]
