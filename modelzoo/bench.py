@@ -79,7 +79,7 @@ def shape_sizes(manifest: Manifest, shapes: list[str]) -> list[dict[str, int]]:
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
           settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",),
-          shapes: list[str] = ()) -> dict:
+          parity_check: bool = True, shapes: list[str] = ()) -> dict:
     entry = registry.model(model)
     size_sets = shape_sizes(entry.manifest, list(shapes))
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
@@ -91,13 +91,15 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     rows = []
     for name, precision in chosen:
         backend = registry.backend(name)
-        artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True)
+        artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True,
+                              parity_check=parity_check)
         for sizes, bs in itertools.product(size_sets, batch_sizes):
             log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
             figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
                                         warmup, iters, sizes or None)
             shape = {"shape": describe_sizes(sizes)} if sizes else {}
-            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **shape, **figures})
+            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **shape, **figures,
+                         "parity_check": artifacts.parity["check"] if artifacts.parity else None})
             log.info("bench %s %s bs%d: %.2f img/s", name, figures["precision"], bs, figures["fps"])
     versions = {}
     for name in dict.fromkeys(n for n, _ in chosen):

@@ -64,6 +64,7 @@ class RunOptions:
     agreement_samples: int = DEFAULT_SAMPLES    # first images compared with fp32 torch
     fresh: bool = False
     resume: bool = False
+    parity_check: bool = True            # False: go on when the export falls short of its tolerances
     model_source: str = "builtin"
     source_dir: Path | None = None
     engine: str = "local"                # "ray": spread inference over a Ray cluster
@@ -90,7 +91,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
-                          quiet=opts.quiet, upstream=upstream)
+                          quiet=opts.quiet, upstream=upstream, parity_check=opts.parity_check)
 
     settings = _backend_settings(entry, opts, output)
     backend.check_paths(settings, cache.root)  # before minutes of export and compile
