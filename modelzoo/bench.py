@@ -1,7 +1,7 @@
 """`modelzoo bench`: pure-inference throughput per backend, precision and batch size.
 
 Each backend measures itself (Backend.benchmark): CPU backends run a stream of identical batches
-and count images completed over the wall time of the steady state, with per-batch latency
+and count samples completed over the wall time of the steady state, with per-batch latency
 percentiles; the ascend backend reports what ais_bench measured on the chip. Results go to
 bench.json, bench.md and bench.png, labelled with the host (CPU model, ISA flags) and versions.
 """
@@ -25,6 +25,7 @@ from modelzoo.manifest import Manifest
 from modelzoo.precision import runnable_here
 from modelzoo.registry import Registry
 from modelzoo.weights import resolve_weights
+from modelzoo.words import unit_named, unit_of
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
           parity_check: bool = True, shapes: list[str] = ()) -> dict:
     entry = registry.model(model)
     size_sets = shape_sizes(entry.manifest, list(shapes))
+    unit = unit_of(entry.manifest)
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
     cache = Cache(cache_dir)
     settings = settings or BackendSettings(workdir=output)
@@ -100,12 +102,13 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
             shape = {"shape": describe_sizes(sizes)} if sizes else {}
             rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **shape, **figures,
                          "parity_check": artifacts.parity["check"] if artifacts.parity else None})
-            log.info("bench %s %s bs%d: %.2f img/s", name, figures["precision"], bs, figures["fps"])
+            log.info("bench %s %s bs%d: %.2f %s", name, figures["precision"], bs, figures["fps"], unit.rate)
     versions = {}
     for name in dict.fromkeys(n for n, _ in chosen):
         versions.update(registry.backend(name).versions())
     result = {
-        "model": model, "host": host_description(), "versions": versions, "warmup": warmup, "iters": iters,
+        "model": model, "unit": unit.plural, "host": host_description(), "versions": versions, "warmup": warmup,
+        "iters": iters,
         "rows": rows, "skipped": skipped,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -134,19 +137,20 @@ def _ms(value: float | None) -> str:
 
 def markdown(result: dict) -> str:
     host = result["host"]
+    unit = unit_named(result.get("unit"))
     versions = ", ".join(f"{k} {v}" for k, v in sorted(result["versions"].items()))
     lines = [
         f"# {result['model']}: pure inference throughput",
         "",
         f"Host: {host['cpu']}, {host['cpus']} CPUs, {host['system']}; ISA: {isa_line(host)}. Versions: {versions}.",
-        f"{result['warmup']} warm-up and {result['iters']} timed batches per cell. img/s: images completed "
-        "over the wall time of the timed batches; latency: per batch, ms; * marks the best batch size of "
+        f"{result['warmup']} warm-up and {result['iters']} timed batches per cell. {unit.rate}: {unit.plural} "
+        "completed over the wall time of the timed batches; latency: per batch, ms; * marks the best batch size of "
         "each backend, precision and shape; ratio is to the fastest cell.",
         "",
     ]
     shaped = any("shape" in row for row in result["rows"])  # a column for the dynamic axes' sizes
     lines += ["| chip/host | backend | precision | " + ("shape | " if shaped else "") +
-              "batch size | img/s | latency p50 | p90 | p99 | ratio |",
+              f"batch size | {unit.rate} | latency p50 | p90 | p99 | ratio |",
               "|---|---|---|" + ("---|" if shaped else "") + "---|---|---|---|---|---|"]
     best = best_rows(result)
     fastest = max((r["fps"] for r in result["rows"]), default=0.0)
@@ -180,7 +184,7 @@ def plot(result: dict, path: Path) -> None:
     axes.set_xticks(sizes, [str(b) for b in sizes])
     axes.minorticks_off()
     axes.set_xlabel("batch size")
-    axes.set_ylabel("images/s")
+    axes.set_ylabel(f"{unit_named(result.get('unit')).plural}/s")
     axes.set_title(f"{result['model']} on {result['host']['cpu']} ({isa_line(result['host'])})", fontsize=8)
     axes.grid(True, alpha=0.3)
     axes.legend()

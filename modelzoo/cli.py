@@ -114,6 +114,8 @@ def _postprocess_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--result-path", type=Path, required=True, help="ais_bench output dir")
     p.add_argument("--data", type=Path, help="the dataset the results are of (its targets are used)")
     p.add_argument("--labels", type=Path, help="label file (classification: enough without --data)")
+    p.add_argument("--metas", type=Path, help="the metas.jsonl 'modelzoo preprocess' wrote beside the .bin "
+                                              "files (for a task whose postprocess takes the samples' metas)")
     p.add_argument("--output", type=Path, help="also write the scores to this JSON file")
 
 
@@ -374,7 +376,8 @@ def cmd_postprocess(args) -> None:
     from modelzoo.report import metric_label, metric_value
     from modelzoo.steps import postprocess
 
-    scores = postprocess(_registry().model(args.model), args.result_path, args.data, args.labels, args.output)
+    scores = postprocess(_registry().model(args.model), args.result_path, args.data, args.labels, args.output,
+                         args.metas)
     for name, value in scores.items():
         print(f"{metric_label(name)}: {metric_value(value)}")
 

@@ -70,7 +70,6 @@ def check_model(entry: ModelEntry, batch_size: int = 2) -> None:
     import torch
 
     from modelzoo.export import example_inputs, torch_outputs
-    from modelzoo.stream import as_inputs, stack
 
     check_entry(entry)
     manifest, task = entry.manifest, entry.task
@@ -95,17 +94,28 @@ def check_model(entry: ModelEntry, batch_size: int = 2) -> None:
             isinstance(d, str) or d == n for d, n in zip(tensor.shape, got.shape)),
             f"output '{tensor.name}' shape {list(got.shape)} differs from the manifest's {list(tensor.shape)}")
 
-    if entry.demo_data is None or task is None:
-        return
+    if entry.demo_data is not None and task is not None:
+        _check_demo_samples(entry, model, batch_size)
+
+
+def _check_demo_samples(entry: ModelEntry, model: Any, batch_size: int) -> None:
+    """Demo samples through preprocess (inputs and metas), collate, the model, postprocess and evaluator."""
+    from modelzoo.export import torch_outputs
+    from modelzoo.metas import postprocessor, split
+    from modelzoo.stream import as_inputs, stack
+
+    manifest, task = entry.manifest, entry.task
     samples = task.load_dataset(entry.demo_data).samples
     expect(len(samples) > 0, "the demo data holds no samples")
-    rows = [as_inputs(entry.preprocess(s.source), [t.name for t in manifest.inputs]) for s in samples[:batch_size]]
+    loaded = [split(entry.preprocess(s.source)) for s in samples[:batch_size]]
+    rows = [as_inputs(inputs, [t.name for t in manifest.inputs]) for inputs, _ in loaded]
     if entry.collate is None:  # with a collate, samples may differ in shape until it pads them
         for row in rows:
             check_inputs(row, manifest, None, "preprocess()")
     batch = (entry.collate or stack)(rows)
     check_inputs(batch, manifest, len(rows), "collate()")
-    records = task.postprocess(torch_outputs(model, manifest, batch))
+    metas = _checked_metas(entry, samples, [meta for _, meta in loaded])
+    records = postprocessor(task)(torch_outputs(model, manifest, batch), metas)
     expect(isinstance(records, list) and len(records) == len(rows),
            f"postprocess() must give one record per sample ({len(rows)}), got {type(records).__name__} "
            f"of {len(records) if isinstance(records, list) else '?'}")
@@ -117,3 +127,18 @@ def check_model(entry: ModelEntry, batch_size: int = 2) -> None:
     evaluator.update(records, [s.target for s in samples[:len(rows)]])
     metrics = evaluator.compute()
     expect(isinstance(metrics, dict) and metrics, "evaluator.compute() must give a dict of metrics")
+
+
+def _checked_metas(entry: ModelEntry, samples: list, metas: list) -> list:
+    """The metas as postprocess gets them after results.jsonl or metas.jsonl (through JSON), once
+    each is storable and the task's postprocess takes them."""
+    from modelzoo.metas import problem, takes_metas
+
+    for sample, meta in zip(samples, metas):
+        if meta is not None:
+            found = problem(meta)
+            expect(found is None, f"preprocess() of sample {sample.key} returned {found}")
+            expect(takes_metas(entry.task.postprocess),
+                   f"preprocess() of sample {sample.key} returns a meta that postprocess(outputs) never gets: "
+                   "accept postprocess(outputs, metas), or return bare inputs")
+    return json.loads(json.dumps(metas))

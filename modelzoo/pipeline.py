@@ -24,12 +24,14 @@ from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
 from modelzoo.host import host_description
+from modelzoo.metas import Meta, postprocessor
 from modelzoo.registry import ModelEntry, Registry
 from modelzoo.resume import ResultLog
 from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Padding, Preprocessor, batches, default_workers
 from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
+from modelzoo.words import Unit, unit_of
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +174,9 @@ def _what_ran(opts: RunOptions, entry: ModelEntry, backend, backend_choice: dict
 def _run_context(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset) -> dict:
     """The report's keys on what the figures rest on: weights, data, expectations, host, versions."""
     expected = entry.manifest.expected["metrics"]
+    unit = unit_of(entry.manifest)
     return {"weights": weights.to_report(), "data": {**dataset.to_report(), "limit": opts.limit},
-            "measures": MEASURES, "expected": expected,
+            "unit": unit.plural, "measures": measures(unit), "expected": expected,
             **({"expected_top1": expected["top1"]} if "top1" in expected else {}),
             "plugin": plugin_version(entry.manifest.plugin), "host": host_description(),
             "versions": versions(backend)}
@@ -195,18 +198,22 @@ def load_dataset(entry: ModelEntry, data: Path | None, labels: Path | None, limi
 
 
 def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]], count: int,
-                   results: ResultLog, quiet: bool, first_result: Callable[[], object] = lambda: None) -> int:
+                   results: ResultLog, quiet: bool, metas: dict[str, Meta],
+                   first_result: Callable[[], object] = lambda: None) -> int:
     """The driver's side of inference, whatever produced the outputs: each batch's records made
-    durable before the next; returns how many samples it recorded."""
+    durable before the next, with the metas its samples left in `metas` (taken out of it);
+    returns how many samples it recorded."""
     inferred = 0
-    with tqdm(total=count, desc="infer", unit="img", disable=quiet) as bar:
+    postprocess = postprocessor(entry.task)
+    with tqdm(total=count, desc="infer", unit=unit_of(entry.manifest).tick, disable=quiet) as bar:
         try:
             for keys, batch in outputs:
                 first_result()
+                batch_metas = [metas.pop(key, None) for key in keys]
                 with plugin_code(entry.manifest.plugin, "postprocess"):
-                    records = entry.task.postprocess(batch)
+                    records = postprocess(batch, batch_metas)
                     json.dumps(records)  # records go into results.jsonl: JSON or the plugin's fault
-                results.add_batch(list(keys), records)
+                results.add_batch(list(keys), records, batch_metas)
                 bar.update(len(keys))
                 inferred += len(keys)
         except KeyboardInterrupt:
@@ -263,14 +270,15 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
         if session.precision != "fp32" and opts.agreement_samples > 0:
             samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
         loop_start = time.perf_counter()
+        metas: dict[str, Meta] = {}  # filled as samples are batched, emptied as their outputs are recorded
         padding = Padding([t.name for t in manifest.inputs if t.dynamic_axes]) if manifest.axes else None
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                         entry.collate, plugin=manifest.plugin, padding=padding, manifest=manifest,
+                         entry.collate, plugin=manifest.plugin, metas=metas, padding=padding, manifest=manifest,
                          bucket_window=BUCKET_BATCHES * opts.batch_size if manifest.axes else 0)
         outputs = session.run(samples.watch(stream) if samples else stream)
         try:
             inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
-                                      results, _quiet(opts), first_result)
+                                      results, _quiet(opts), metas, first_result)
             stages["preprocess_and_infer"] = time.perf_counter() - loop_start
             parity_inputs = on_parity_inputs(artifacts, session, opts.batch_size)  # needs it open
         finally:
@@ -304,8 +312,9 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
         timings = artifacts.cache.timings
         stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
         try:
-            stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
-            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), first_result)
+            metas: dict[str, Meta] = {}
+            stream = work.stream(todo, opts.skip_invalid, results.add_skipped, metas)
+            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), metas, first_result)
         finally:
             work.close()
         stages["preprocess_and_infer"] = work.wall
@@ -326,19 +335,22 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
 MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
             "calibration", "padding", "preprocessing")
 
-MEASURES = {
-    "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "
-                      "request in flight), inside this run, with preprocessing sharing the CPUs: not "
-                      "inference alone; `modelzoo bench` measures that",
-    "e2e_fps": "images / wall time from the backend being ready to the last result stored (decode, "
-               "preprocess and inference overlapping; the first images are preprocessed while the "
-               "backend starts)",
-    "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
-    "padding": "per dynamic input, real elements over the elements of the collated batches (1.0: no "
-               "padding); samples are sorted by size within windows of batches to keep it high",
-    "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
-                 "and (reduced precisions) on the first images of this run",
-}
+def measures(unit: Unit) -> dict[str, str]:
+    """What each figure of report.json measures, in the words of the model's unit."""
+    things = unit.plural
+    return {
+        "throughput_fps": f"{things} / seconds during which the backend was computing (OpenVINO: at least one "
+                          "request in flight), inside this run, with preprocessing sharing the CPUs: not "
+                          "inference alone; `modelzoo bench` measures that",
+        "e2e_fps": f"{things} / wall time from the backend being ready to the last result stored (reading, "
+                   f"preprocess and inference overlapping; the first {things} are preprocessed while the "
+                   "backend starts)",
+        "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
+        "padding": "per dynamic input, real elements over the elements of the collated batches (1.0: no "
+                   "padding); samples are sorted by size within windows of batches to keep it high",
+        "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
+                     f"and (reduced precisions) on the first {things} of this run",
+    }
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float] | None:

@@ -32,7 +32,9 @@ class ModelEntry:
     preprocess: ``preprocess(source)`` turns one sample's ``source`` (see modelzoo.tasks.Sample:
         an image path for classification) into a dict of input name -> array of that input's
         dtype and shape without the batch axis; a single-input model may return the bare array.
-        It runs in worker processes (or threads, below), so it must be picklable (a module-level
+        It may also return ``(inputs, meta)``, ``meta`` a dict of JSON values that its task's
+        postprocess needs (letterbox scale, true length): kept beside the sample, stored in
+        results.jsonl and handed to ``postprocess(outputs, metas)`` (see modelzoo.metas). It runs in worker processes (or threads, below), so it must be picklable (a module-level
         function or a functools.partial of one) and should not import torch.
     preprocess_in_threads: True when preprocess spends its time in code that releases the GIL
         (Pillow decoding and resizing, numpy) and is thread-safe: its workers are then threads of
@@ -55,7 +57,7 @@ class ModelEntry:
     manifest: Manifest
     build: Callable[[str], torch.nn.Module]
     init_random: Callable[[torch.nn.Module, int], None]
-    preprocess: Callable[[Any], Arrays | np.ndarray]
+    preprocess: Callable[[Any], Arrays | np.ndarray | tuple[Arrays | np.ndarray, dict[str, Any]]]
     preprocess_in_threads: bool = False
     task: Task | None = None
     collate: Callable[[list[Arrays]], Arrays] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from modelzoo.parity import describe, describe_check
+from modelzoo.words import unit_named
 
 
 def metric_label(name: str) -> str:
@@ -21,16 +22,17 @@ def _fmt(value, pattern: str) -> str:
 
 def print_report(report: dict) -> None:
     parity = report.get("parity") or {}
+    unit = unit_named(report.get("unit"))
     rows = [
         ("model", report["model"]),
         ("backend", f"{report['backend']} (batch size {report['batch_size']})"),
         ("precision", f"{report.get('precision') or 'n/a'} (asked: {report['precision_requested']}; "
                       f"{report.get('precision_note') or 'nothing run'})"),
-        ("images", f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
+        (unit.plural, f"{report['images']}" + (f" ({len(report['skipped'])} skipped)" if report["skipped"] else "")),
         *((metric_label(name), metric_value(value)) for name, value in report["metrics"].items() if name != "images"),
-        ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} img/s (inference while preprocessing "
+        ("throughput", f"{_fmt(report['throughput_fps'], '.2f')} {unit.rate} (inference while preprocessing "
                        "shares the CPUs; `modelzoo bench` for inference alone)"),
-        ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} img/s (JPEG to prediction)"),
+        ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} {unit.rate} ({unit.source} to prediction)"),
     ]
     if parity:
         rows.append(("parity", f"{describe(parity)} (torch vs fp32 ONNX){describe_check(parity)}"))
@@ -43,7 +45,7 @@ def print_report(report: dict) -> None:
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""
-        rows.append(("calibration", f"{cal['images']} images from {cal['source']} ({cal['path']}{reused})"))
+        rows.append(("calibration", f"{cal['images']} {unit.plural} from {cal['source']} ({cal['path']}{reused})"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:
@@ -53,11 +55,11 @@ def print_report(report: dict) -> None:
         rows.append(("cluster", f"{len(cluster['nodes'])} nodes, {cluster['actors']} sessions; "
                                 f"{cluster['lost_actors']} lost, {cluster['rerun_batches']} batches run again"))
         for node in cluster["nodes"]:
-            rows.append((f"  {node['node']}", f"{node['images']} images, {node['actors']} sessions, "
-                                              f"{_fmt(node['throughput_fps'], '.2f')} img/s pure, "
-                                              f"{_fmt(node['e2e_fps'], '.2f')} img/s end to end"))
+            rows.append((f"  {node['node']}", f"{node['images']} {unit.plural}, {node['actors']} sessions, "
+                                              f"{_fmt(node['throughput_fps'], '.2f')} {unit.rate} pure, "
+                                              f"{_fmt(node['e2e_fps'], '.2f')} {unit.rate} end to end"))
     if report["data"]["demo"]:
-        rows.append(("data", "demo set (generated pictures, arbitrary labels)"))
+        rows.append(("data", f"demo set (the plugin's own generated {unit.plural}: metrics say nothing of the model)"))
     rows.append(("report", report["report_path"]))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

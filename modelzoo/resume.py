@@ -1,10 +1,10 @@
 """Per-sample records written durably as a run goes, so that a crash or Ctrl-C costs nothing.
 
 `results.jsonl` in the run's output directory: a header line with the fingerprint of the run's
-inputs, then one line per batch (sample keys with the task's records, whatever they hold) or per
-skipped sample, each appended and fsync'ed before the next batch starts. A rerun with the same
-inputs reads it back and infers only the samples it lacks; a rerun with other inputs refuses to
-mix them. A torn last line (the process died while writing it) is ignored: its batch is redone.
+inputs, then one line per batch (sample keys with the task's records, whatever they hold, and the
+samples' metas when preprocess gave any) or per skipped sample, each appended and fsync'ed before
+the next batch starts. A rerun with the same inputs reads it back and infers only the samples it
+lacks; a rerun with other inputs refuses to mix them. A torn last line (the process died while writing it) is ignored: its batch is redone.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class ResultLog:
     def __init__(self, output: Path, inputs: dict[str, Any], fresh: bool):
         self.path = Path(output) / FILE_NAME
         self.records: dict[str, Any] = {}
+        self.metas: dict[str, Any] = {}  # key -> the meta its preprocess returned (see modelzoo.metas)
         self.skipped: list[dict[str, str]] = []
         if fresh:
             self.path.unlink(missing_ok=True)
@@ -58,6 +59,7 @@ class ResultLog:
                 self.skipped.append(record["skipped"])
             else:
                 self.records.update(zip(record["keys"], record["records"]))
+                self.metas.update(zip(record["keys"], record.get("metas", ())))
         # Drop a torn tail so that new lines start on a line of their own.
         self._rewrite_clean(records)
 
@@ -66,9 +68,13 @@ class ResultLog:
         if data != self.path.read_bytes():
             atomic_write_bytes(self.path, data)
 
-    def add_batch(self, keys: list[str], records: list[Any]) -> None:
-        self._append({"keys": keys, "records": records})
+    def add_batch(self, keys: list[str], records: list[Any], metas: list[Any] | None = None) -> None:
+        """One batch's records (and metas, one per key, when any sample has one) made durable."""
+        has_metas = metas is not None and any(m is not None for m in metas)
+        self._append({"keys": keys, "records": records, **({"metas": metas} if has_metas else {})})
         self.records.update(zip(keys, records))
+        if has_metas:
+            self.metas.update(zip(keys, metas))
 
     def add_skipped(self, record: dict[str, str]) -> None:
         self._append({"skipped": record})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -14,11 +15,13 @@ from modelzoo.cache import Cache
 from modelzoo.errors import UserError, plugin_code
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.labels import image_key
+from modelzoo.metas import check, postprocessor, split, takes_metas
 from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT, load_dataset
 from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
 from modelzoo.stream import Preprocessor, as_inputs, default_workers, stack
 from modelzoo.weights import resolve_weights
+from modelzoo.words import unit_of
 
 
 def write_bin(array: np.ndarray, out_dir: Path, image: str | Path) -> Path:
@@ -33,27 +36,58 @@ def write_bin(array: np.ndarray, out_dir: Path, image: str | Path) -> Path:
 def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int | None,
                       skip_invalid: bool, quiet: bool = False) -> int:
     """One `<key>.bin` per sample in `out_dir`, or in `out_dir/<input name>/` for a model with
-    several inputs (ais_bench's --input takes one folder per input)."""
+    several inputs (ais_bench's --input takes one folder per input); the samples' metas, when its
+    preprocess gives any, in `out_dir/metas.jsonl` (one `{"key": ..., "meta": ...}` a line) for
+    `postprocess --metas`."""
     inputs = [t.name for t in entry.manifest.inputs]
     samples = load_dataset(entry, data, None).samples
     workers = default_workers() if workers is None else workers
     collate = entry.collate or stack
     count = 0
+    metas: list[bytes] = []
     with Preprocessor(entry.preprocess, samples, workers, window=4 * max(workers, 1),
                       plugin=entry.manifest.plugin, threads=entry.preprocess_in_threads) as stream:
-        for sample, preprocessed, error in tqdm(stream, total=len(samples), desc="preprocess", unit="img",
+        for sample, preprocessed, error in tqdm(stream, total=len(samples), desc="preprocess",
+                                                unit=unit_of(entry.manifest).tick,
                                                 disable=quiet or not sys.stderr.isatty()):
             if error is not None:
                 if skip_invalid:
                     print(f"skipped: {error}", file=sys.stderr)
                     continue
                 raise UserError(error)
+            preprocessed, meta = split(preprocessed)
             with plugin_code(entry.manifest.plugin, "collate"):
                 batch = collate([as_inputs(preprocessed, inputs)])  # padded as inference pads it
             for name in inputs:
-                write_bin(batch[name][0], out_dir if len(inputs) == 1 else out_dir / name, sample.key)
+                path = write_bin(batch[name][0], out_dir if len(inputs) == 1 else out_dir / name, sample.key)
+            if meta is not None:
+                check(meta, sample.key, entry.manifest.plugin)
+                metas.append(json.dumps({"key": path.stem, "meta": meta}).encode() + b"\n")
             count += 1
+    if metas:
+        atomic_write_bytes(Path(out_dir) / METAS_FILE, b"".join(metas))
     return count
+
+
+METAS_FILE = "metas.jsonl"
+
+
+def read_metas(path: Path) -> dict:
+    """The metas `preprocess_to_bin` wrote, by the stem of each sample's result files."""
+    metas = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}; pass the {METAS_FILE} that "
+                        "'modelzoo preprocess' wrote beside the .bin files") from None
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+            metas[entry["key"]] = entry["meta"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{path} line {number} is not a {{\"key\", \"meta\"}} object; "
+                            "write the file again with 'modelzoo preprocess'") from None
+    return metas
 
 
 def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: int | None,
@@ -76,19 +110,22 @@ def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: in
 
 
 def postprocess(entry: ModelEntry, result_path: Path, data: Path | None, labels: Path | None,
-                output: Path | None) -> dict:
+                output: Path | None, metas_path: Path | None = None) -> dict:
     """Score result files of another tool (ais_bench) with the model's task: targets come from the
-    dataset (--data), or for a task that reads them alone (classification) from --labels."""
+    dataset (--data), or for a task that reads them alone (classification) from --labels; a task
+    whose postprocess takes metas gets them from `metas_path` (the preprocess step's metas.jsonl)."""
     task = entry.task
     results = read_results(result_path, entry.manifest.outputs, entry.manifest.largest_sizes())
+    metas = _metas_for(entry, results, metas_path)
     if data is not None:
         targets = {s.key: s.target for s in load_dataset(entry, data, labels).samples}
     elif labels is not None and hasattr(task, "read_targets"):
         targets = task.read_targets(labels)
     else:
         raise UserError(f"the {task.kind} task needs --data DIR to know the targets of {result_path}")
+    run_postprocess = postprocessor(task)
     with plugin_code(entry.manifest.plugin, "postprocess"):
-        records = {key: task.postprocess({name: a[None] for name, a in outputs.items()})[0]
+        records = {key: run_postprocess({name: a[None] for name, a in outputs.items()}, [metas.get(key)])[0]
                    for key, outputs in results.items()}
     matched = [key for key in records if key in targets]
     with plugin_code(entry.manifest.plugin, "the evaluator"):
@@ -99,3 +136,18 @@ def postprocess(entry: ModelEntry, result_path: Path, data: Path | None, labels:
     if output is not None:
         atomic_write_json(output, scores)
     return scores
+
+
+def _metas_for(entry: ModelEntry, results: dict, metas_path: Path | None) -> dict:
+    """Each result's meta from `metas_path`: required when the task's postprocess takes metas."""
+    if metas_path is None:
+        if takes_metas(entry.task.postprocess):
+            raise UserError(f"the {entry.task.kind} task of '{entry.name}' needs each sample's meta: pass "
+                            f"--metas with the {METAS_FILE} that 'modelzoo preprocess' wrote beside the .bin files")
+        return {}
+    metas = read_metas(metas_path)
+    missing = [key for key in results if key not in metas]
+    if missing:
+        raise UserError(f"{metas_path} has no meta for result {missing[0]} ({len(missing)} results without one); "
+                        "pass the metas.jsonl of the same 'modelzoo preprocess' run")
+    return metas

@@ -20,6 +20,7 @@ import numpy as np
 from modelzoo.backends.base import Batch
 from modelzoo.errors import PluginError, UserError, plugin_code
 from modelzoo.manifest import Manifest
+from modelzoo.metas import Meta, check, split
 from modelzoo.tasks import Sample
 
 Preprocess = Callable[[Any], Any]
@@ -105,7 +106,9 @@ class Preprocessor:
 
 
 def as_inputs(preprocessed: Any, input_names: list[str]) -> Arrays:
-    """A plugin's preprocess result as input name -> array; a bare array is the only input's."""
+    """A plugin's preprocess result as input name -> array (a meta beside them left out); a bare
+    array is the only input's."""
+    preprocessed, _ = split(preprocessed)
     if isinstance(preprocessed, dict):
         return preprocessed
     if len(input_names) != 1:
@@ -171,9 +174,11 @@ def too_large(key: str, row: Arrays, manifest: Manifest) -> str | None:
 
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
-            collate: Collate | None, *, plugin: str, bucket_window: int = 0,
+            collate: Collate | None, *, plugin: str, metas: dict[str, Meta], bucket_window: int = 0,
             padding: Padding | None = None, manifest: Manifest | None = None) -> Iterator[Batch]:
     """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded.
+    Each sample's meta (see modelzoo.metas) goes into `metas` by key, where the caller finds it
+    when the batch's outputs come back.
 
     `bucket_window` > 0: samples are sorted by size within windows of that many (see `bucketed`);
     `padding` counts how much collate padded; `manifest` (with dynamic axes): a sample larger than
@@ -187,16 +192,20 @@ def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, in
 
     def good() -> Iterator[tuple[str, Arrays]]:
         for sample, preprocessed, error in items:
-            row = None
+            row = meta = None
             if error is None:
+                inputs, meta = split(preprocessed)
                 with plugin_code(plugin, "preprocess"):
-                    row = as_inputs(preprocessed, input_names)
+                    row = as_inputs(inputs, input_names)
                 error = too_large(sample.key, row, manifest) if manifest is not None and manifest.axes else None
             if error is not None:
                 if not skip_invalid:
                     raise UserError(error)
                 on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
                 continue
+            if meta is not None:
+                check(meta, sample.key, plugin)
+                metas[sample.key] = meta
             yield sample.key, row
 
     keys: list[str] = []

@@ -174,7 +174,7 @@ def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
     items = [(Sample(f"s{i}", None, 0), {"input_ids": np.ones(n, np.int64)}, None) for i, n in enumerate(lengths)]
     padding = Padding(["input_ids"])
     made = list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate,
-                        plugin="tests", bucket_window=4, padding=padding))
+                        plugin="tests", metas={}, bucket_window=4, padding=padding))
     keys = [k for b in made for k in b.keys]
     assert sorted(keys) == sorted(f"s{i}" for i in range(len(lengths)))
     sizes = [lengths[int(k[1:])] for k in keys]
@@ -207,11 +207,11 @@ def test_a_sample_larger_than_the_axis_allows_is_one_line_naming_it_or_skipped()
              (Sample("long", None, 0), {"input_ids": np.ones(65, np.int64)}, None)]
     with pytest.raises(UserError) as info:
         list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate, plugin="tests",
-                     manifest=text_task.MANIFEST))
+                     metas={}, manifest=text_task.MANIFEST))
     message = str(info.value)
     assert "\n" not in message and message.startswith("sample long: input 'input_ids' has seq=65, above the "
                                                       "largest size 64 of axis seq")
     skipped = []
     made = list(batches(iter(items), 2, ["input_ids"], True, skipped.append, text_task.collate, plugin="tests",
-                        manifest=text_task.MANIFEST))
+                        metas={}, manifest=text_task.MANIFEST))
     assert [b.keys for b in made] == [["short"]] and [s["key"] for s in skipped] == ["long"]

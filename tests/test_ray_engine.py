@@ -404,3 +404,35 @@ def test_with_no_capable_node_left_the_run_stops_in_one_line_and_resumes_later(c
     assert predicted_classes(tmp_path / "out") == predicted_classes(reference)
     keys = recorded(tmp_path / "out")[0]
     assert sorted(keys) == sorted(set(keys)) and len(keys) == IMAGES
+
+
+def test_a_detectors_metas_come_back_from_the_actors(cluster, tmp_path):
+    """Each sample's letterbox meta is made on the node that preprocesses it and reaches the
+    driver's postprocess and results.jsonl: the same boxes, metas and mAP as a local run."""
+    import torch
+
+    import tests.plugins.tinydet.plugin as tinydet
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+    from tests.plugins.tinydet.scenes import write_scenes
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tinydet)
+    registry = Registry(pm)
+    model = tinydet.build("standard")
+    tinydet.init_random(model, 3)
+    torch.save(model.state_dict(), tmp_path / "tinydet.pth")
+    data = write_scenes(tmp_path / "scenes", 10, seed=5)
+    reports = {}
+    for engine in ("local", "ray"):
+        reports[engine] = run(registry, RunOptions(
+            model="tinydet", backend="onnxruntime", batch_size=2, weights=tmp_path / "tinydet.pth", data=data,
+            output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0, engine=engine))
+
+    def metas(engine: str) -> dict:
+        lines = [json.loads(line) for line in (tmp_path / engine / "results.jsonl").read_text().splitlines()[1:]]
+        return {k: m for line in lines for k, m in zip(line["keys"], line["metas"], strict=True)}
+
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    assert metas("ray") == metas("local") and len(metas("ray")) == 10
+    assert reports["ray"]["metrics"] == reports["local"]["metrics"] and reports["ray"]["metrics"]["map50"] > 0.5

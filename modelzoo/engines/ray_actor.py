@@ -67,20 +67,23 @@ class SessionHost:
                 "precision": self.session.precision, "precision_note": self.session.precision_note, "built": built}
 
     def infer(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
-        """Preprocess and infer one batch of (key, source): its keys and outputs, the samples that
-        could not be read (as the local run records them), and this session's figures so far."""
+        """Preprocess and infer one batch of (key, source): its keys, outputs and metas (one per
+        key, None where preprocess gave none), the samples that could not be read (as the local run
+        records them), and this session's figures so far."""
         manifest = self.entry.manifest
         skipped: list[dict[str, str]] = []
+        metas: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(dir=self.scratch) as shipped:
             samples = [Sample(key, _local(source, Path(shipped) / str(i))) for i, (key, source) in enumerate(items)]
             loaded = Preprocessor(self.entry.preprocess, samples, workers=0, window=0, plugin=manifest.plugin)
             made = list(batches(loaded, len(samples), [t.name for t in manifest.inputs], True, skipped.append,
-                                self.entry.collate, plugin=manifest.plugin, manifest=manifest))
+                                self.entry.collate, plugin=manifest.plugin, metas=metas, manifest=manifest))
         keys, outputs = [], None
         with self.lock:
             for batch in made:
                 [(keys, outputs)] = list(self.session.run([batch]))
-            return {"keys": keys, "outputs": outputs, "skipped": skipped, "images": self.session.images,
+            return {"keys": keys, "outputs": outputs, "metas": [metas.get(key) for key in keys],
+                    "skipped": skipped, "images": self.session.images,
                     "throughput_fps": self.session.throughput_fps()}
 
     def close(self) -> None:

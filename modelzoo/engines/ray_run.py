@@ -127,9 +127,10 @@ class ClusterInference:
         self.seen.append(actor)
         self.opening[actor.handle.open.remote()] = actor
 
-    def stream(self, todo: list[Sample], skip_invalid: bool,
-               on_skip: Callable[[dict[str, str]], None]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
-        """(keys, outputs) of every batch, in the order they finish."""
+    def stream(self, todo: list[Sample], skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
+               metas: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
+        """(keys, outputs) of every batch, in the order they finish; the metas that came back with
+        them go into `metas` by key first (see modelzoo.metas)."""
         queue = collections.deque(Work(todo[i:i + self.batch_size]) for i in range(0, len(todo), self.batch_size))
         running: dict[Any, tuple[Actor, Work]] = {}
         done: set[str] = set()
@@ -175,6 +176,7 @@ class ClusterInference:
             fresh = [i for i, key in enumerate(keys) if key not in done]
             if fresh:
                 done.update(keys[i] for i in fresh)
+                metas.update((keys[i], reply["metas"][i]) for i in fresh if reply["metas"][i] is not None)
                 yield [keys[i] for i in fresh], {name: array[fresh] for name, array in outputs.items()}
         self.wall = time.perf_counter() - self.started
         self._release()

@@ -47,7 +47,11 @@ class Task(Protocol):
         """Samples with their targets, in a stable order; UserError naming the file on bad data."""
 
     def postprocess(self, outputs: dict[str, np.ndarray]) -> list[Any]:
-        """One JSON-serialisable record per row of a batch of outputs (output name -> array)."""
+        """One JSON-serialisable record per row of a batch of outputs (output name -> array).
+
+        Declared with a second parameter, ``postprocess(outputs, metas)``, it also gets the metas
+        the batch's samples' preprocess returned (one per row, in order; None where a sample has
+        none): the runner inspects the signature once per run and calls it either way."""
 
     def evaluator(self) -> Evaluator:
         """A fresh evaluator."""
