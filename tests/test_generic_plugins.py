@@ -71,15 +71,16 @@ def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray
     rows = [entry.preprocess(s.source) for s in samples]
     with torch.inference_mode():
         if name == "tinytext":
-            out = torch.cat([model(torch.from_numpy(row["input_ids"][None]),
-                                   torch.ones((1, len(row["input_ids"])), dtype=torch.int64)) for row in rows])
-        else:
-            out = model(torch.from_numpy(np.stack(rows)))
-    return [s.key for s in samples], [s.target for s in samples], out.numpy()
+            out = [model(torch.from_numpy(row["input_ids"][None]),
+                         torch.ones((1, len(row["input_ids"])), dtype=torch.int64))[0].numpy() for row in rows]
+        else:  # (pixels, meta): each picture at its own size
+            out = [model(torch.from_numpy(pixels[None]))[0].numpy() for pixels, _ in rows]
+    return [s.key for s in samples], [s.target for s in samples], out
 
 
-def text_expectation(keys, targets, logits) -> tuple[dict, dict]:
+def text_expectation(keys, targets, outputs) -> tuple[dict, dict]:
     """Per key the label and its softmax probability; accuracy and macro-F1 from precision and recall."""
+    logits = np.stack(outputs)
     labels = logits.argmax(1)
     probability = np.exp(logits.max(1)) / np.exp(logits).sum(1)
     truth = np.array(targets)
@@ -95,13 +96,13 @@ def text_expectation(keys, targets, logits) -> tuple[dict, dict]:
 
 def seg_expectation(keys, targets, logits) -> tuple[dict, dict]:
     """Per key the predicted mask; IoU of every class as intersection over union of pixel sets."""
-    masks = logits.argmax(1)
+    masks = [picture.argmax(0) for picture in logits]
     truths = []
     for target in targets:
         with Image.open(target) as mask:
             truths.append(np.asarray(mask))
     ious = []
-    for c in range(logits.shape[1]):
+    for c in range(logits[0].shape[0]):
         inter = sum(np.sum((m == c) & (t == c)) for m, t in zip(masks, truths))
         union = sum(np.sum((m == c) | (t == c)) for m, t in zip(masks, truths))
         ious.append(inter / union if union else None)
