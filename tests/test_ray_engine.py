@@ -192,6 +192,29 @@ def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(c
     assert len({r["label"] for r in comparable(tmp_path / "local")[1].values()}) > 1
 
 
+def test_pictures_of_several_sizes_run_the_same_on_the_cluster(cluster, tmp_path):
+    """tinyseg: dynamic height and width, a padding collate, each mask cropped back by its meta."""
+    import torch
+
+    import tests.plugins.tinyseg.plugin as tinyseg
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tinyseg)
+    registry = Registry(pm)
+    model = tinyseg.build("standard")
+    tinyseg.init_random(model, 1)
+    torch.save(model.state_dict(), tmp_path / "tinyseg.pth")
+    for engine in ("local", "ray"):
+        run(registry, RunOptions(model="tinyseg", backend="onnxruntime", batch_size=4, weights=tmp_path / "tinyseg.pth",
+                                 output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0,
+                                 engine=engine))
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    sizes = {tuple(r["size"]) for r in comparable(tmp_path / "local")[1].values()}
+    assert len(sizes) > 3  # the demo pictures' own sizes, not one padded size
+
+
 def atc_runs(cluster, node: str) -> int:
     runs = cluster.homes / node / "atc-runs"
     return len(runs.read_text().splitlines()) if runs.exists() else 0
