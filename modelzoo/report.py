@@ -61,6 +61,9 @@ def print_report(report: dict) -> None:
     if report["data"]["demo"]:
         rows.append(("data", f"demo set (the plugin's own generated {unit.plural}: metrics say nothing of the model)"))
     rows.append(("report", report["report_path"]))
+    if report.get("figures_from_earlier_run"):
+        print(f"nothing left to do: every sample was done before; the figures below (throughput, latency, "
+              f"agreement) are from the run of {report['figures_from_earlier_run']}")
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

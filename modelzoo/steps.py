@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.cache import Cache
+from modelzoo.data import screen_images
 from modelzoo.errors import UserError, plugin_code
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.labels import image_key
@@ -40,7 +41,9 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     preprocess gives any, in `out_dir/metas.jsonl` (one `{"key": ..., "meta": ...}` a line) for
     `postprocess --metas`."""
     inputs = [t.name for t in entry.manifest.inputs]
-    samples = load_dataset(entry, data, None).samples
+    samples, skipped = screen_images(load_dataset(entry, data, None).samples, skip_invalid)
+    for record in skipped:
+        print(f"skipped: {record['reason']}", file=sys.stderr)
     workers = default_workers() if workers is None else workers
     collate = entry.collate or stack
     count = 0
@@ -66,6 +69,8 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
             count += 1
     if metas:
         atomic_write_bytes(Path(out_dir) / METAS_FILE, b"".join(metas))
+    if not count:  # an empty result is a failure
+        raise UserError(f"no .bin file written: every sample in {data} was skipped as unreadable; check --data")
     return count
 
 

@@ -5,7 +5,6 @@ import dataclasses
 import functools
 import importlib
 import re
-from pathlib import Path
 
 import pluggy
 import pytest
@@ -149,23 +148,24 @@ def test_two_plugins_registering_one_name_is_one_clear_line():
         Registry(pm)
 
 
-def list_with_installed_plugin(site: Path, dist: str, entry: str):
-    """`modelzoo list` with one more plugin installed."""
-    return run_cli("list", env=install_plugin(site, dist, entry))
-
-
-def test_a_plugin_whose_hook_raises_is_named_with_its_traceback(tmp_path):
-    """The runner names the plugin and the hook, and shows the traceback without --debug."""
+def test_a_plugin_whose_hook_raises_is_one_line_naming_it_and_debug_shows_its_traceback(tmp_path):
+    """The runner names the plugin and the hook in one line; --debug adds the plugin's traceback."""
     (tmp_path / "raising_plugin.py").write_text(
         "from modelzoo.hookspecs import hookimpl\n\n"
         "@hookimpl\n"
         "def modelzoo_register_backends(register):\n"
         "    raise RuntimeError('backend table is corrupt')\n")
-    result = list_with_installed_plugin(tmp_path, "raising_plugin", "raiser = raising_plugin")
+    env = install_plugin(tmp_path, "raising_plugin", "raiser = raising_plugin")
+    result = run_cli("list", env=env)
     assert result.returncode == 2
-    assert "Traceback" in result.stderr and "backend table is corrupt" in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: plugin 'raiser' raised RuntimeError in hook modelzoo_register_backends")
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: plugin 'raiser' raised RuntimeError in hook modelzoo_register_backends")
+    assert "backend table is corrupt" in line and line.endswith("(pass --debug for the plugin's traceback)")
+
+    debug = run_cli("list", "--debug", env=env)
+    assert debug.returncode == 2
+    assert "Traceback" in debug.stderr and "raise RuntimeError('backend table is corrupt')" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1].startswith("error: plugin 'raiser' raised RuntimeError")
 
 
 def test_an_installed_plugin_that_fails_to_import_is_named_and_can_be_disabled(tmp_path):
@@ -179,7 +179,8 @@ def test_an_installed_plugin_that_fails_to_import_is_named_and_can_be_disabled(t
     assert info.returncode == 2
     last = info.stderr.strip().splitlines()[-1]
     assert last.startswith("error: installed plugin 'broken' (no_such_module_here) failed to load")
-    assert last.endswith("fix it, or skip it with MODELZOO_DISABLE_PLUGINS=broken")
+    assert last.endswith("fix it, or skip it with MODELZOO_DISABLE_PLUGINS=broken "
+                         "(pass --debug for the plugin's traceback)")
     assert run_cli("info", "lvvit", "--disable-plugin", "broken", env=env).returncode == 0
     assert run_cli("info", "lvvit", env={**env, "MODELZOO_DISABLE_PLUGINS": "other,broken"}).returncode == 0
 
