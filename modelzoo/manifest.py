@@ -235,10 +235,6 @@ class Axis:
     gears: tuple[int, ...] | None = None
     pad: int | float = 0
 
-    def gear_for(self, size: int) -> int | None:
-        """The smallest gear that holds `size`, or None when even the largest is too small."""
-        return next((g for g in sorted(self.gears or ()) if g >= size), None)
-
 
 @dataclass(frozen=True)
 class Tensor:
