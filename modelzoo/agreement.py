@@ -53,10 +53,12 @@ def on_parity_inputs(artifacts: Artifacts, session: Session, batch_size: int) ->
         ref, got = [], []
         for i in range(-(-PARITY_SAMPLES // batch_size)):
             inputs = artifacts.example_inputs(batch_size, PARITY_SEED + i)
+            padded, real = session.fixed_axes.pad(inputs) if session.fixed_axes else (inputs, {})
             try:
-                outputs = session.infer(inputs)
+                outputs = session.infer(padded)
             except NotImplementedError:
                 return None
+            outputs = session.fixed_axes.trim(outputs, real) if session.fixed_axes else outputs
             got.append({name: np.asarray(a)[:batch_size] for name, a in outputs.items()})
             ref.append(torch_outputs(artifacts.torch_model(), artifacts.manifest, inputs))
         return agreement(artifacts.manifest, ref, got)

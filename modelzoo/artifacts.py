@@ -61,7 +61,7 @@ class Artifacts:
         m = self.manifest
         return {"model": m.name,
                 "manifest": {"inputs": [asdict(t) for t in m.inputs], "outputs": [asdict(t) for t in m.outputs],
-                             "export": m.export},
+                             "axes": {n: asdict(a) for n, a in m.axes.items()}, "export": m.export},
                 "model_code": plugin_code_digest(self.entry),
                 "upstream": read_marker(self.upstream) if self.upstream else None,
                 "weights": self.weights.identity, "variant": self.variant,
@@ -112,13 +112,17 @@ class Artifacts:
         self._judge(path)
         return path
 
-    def example_inputs(self, batch_size: int, seed: int) -> dict[str, np.ndarray]:
-        """Seeded inputs for export, parity and benchmarks: the plugin's own, or the manifest's shapes."""
+    def example_inputs(self, batch_size: int, seed: int, sizes: dict[str, int] | None = None
+                       ) -> dict[str, np.ndarray]:
+        """Seeded inputs for export, parity and benchmarks: the plugin's own, or the manifest's shapes;
+        dynamic axes at `sizes` (each axis's example where not given)."""
         if self.entry.example_inputs is not None:
-            return self.entry.example_inputs(batch_size, seed)
+            if not self.manifest.axes:
+                return self.entry.example_inputs(batch_size, seed)
+            return self.entry.example_inputs(batch_size, seed, self.manifest.example_sizes(**(sizes or {})))
         from modelzoo.export import example_inputs
 
-        return example_inputs(self.manifest, batch_size, seed)
+        return example_inputs(self.manifest, batch_size, seed, sizes)
 
     def _export(self, path: Path, batch_size: int | None) -> None:
         from modelzoo.export import check_onnx, export_onnx

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -16,8 +17,11 @@ from pathlib import Path
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
+from modelzoo.errors import UserError
+from modelzoo.export import describe_sizes
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.host import host_description, isa_line
+from modelzoo.manifest import Manifest
 from modelzoo.precision import runnable_here
 from modelzoo.registry import Registry
 from modelzoo.weights import resolve_weights
@@ -48,11 +52,37 @@ def cells(registry: Registry, backends: list[str], precisions: tuple[str, ...] |
     return chosen, skipped
 
 
+def shape_sizes(manifest: Manifest, shapes: list[str]) -> list[dict[str, int]]:
+    """`--shape seq=64,128` (repeatable, one per axis) as the sizes to measure: every combination of
+    the values given, each other dynamic axis at its example; no --shape: the examples alone."""
+    chosen: dict[str, list[int]] = {}
+    for text in shapes:
+        name, _, values = text.partition("=")
+        axis = manifest.axes.get(name.strip())
+        if axis is None:
+            raise UserError(f"--shape {text}: {manifest.name} has no dynamic axis {name.strip()!r} "
+                            f"(it has: {', '.join(manifest.axes) or 'none'}); use NAME=SIZE[,SIZE...]")
+        try:
+            sizes = [int(v) for v in values.split(",")]
+        except ValueError:
+            raise UserError(f"--shape {text}: sizes must be integers, e.g. {axis.name}={axis.example}") from None
+        wrong = [v for v in sizes if not axis.min <= v <= axis.max]
+        if wrong:
+            raise UserError(f"--shape {text}: {wrong[0]} is outside axis {axis.name}'s [min, max] = "
+                            f"[{axis.min}, {axis.max}] ({manifest.path})")
+        chosen[axis.name] = sizes
+    combos = [manifest.example_sizes()]
+    for name, sizes in chosen.items():
+        combos = [{**c, name: v} for c in combos for v in sizes]
+    return combos
+
+
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
           settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",),
-          parity_check: bool = True) -> dict:
+          parity_check: bool = True, shapes: list[str] = ()) -> dict:
     entry = registry.model(model)
+    size_sets = shape_sizes(entry.manifest, list(shapes))
     unit = unit_of(entry.manifest)
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
     cache = Cache(cache_dir)
@@ -65,11 +95,12 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
         backend = registry.backend(name)
         artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True,
                               parity_check=parity_check)
-        for bs in batch_sizes:
+        for sizes, bs in itertools.product(size_sets, batch_sizes):
             log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
             figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
-                                        warmup, iters)
-            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures,
+                                        warmup, iters, sizes or None)
+            shape = {"shape": describe_sizes(sizes)} if sizes else {}
+            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **shape, **figures,
                          "parity_check": artifacts.parity["check"] if artifacts.parity else None})
             log.info("bench %s %s bs%d: %.2f %s", name, figures["precision"], bs, figures["fps"], unit.rate)
     versions = {}
@@ -89,14 +120,15 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     return result
 
 
-def best_rows(result: dict) -> set[tuple[str, str, int]]:
-    """(backend, precision, batch size) of each backend and precision's fastest batch size."""
-    best: dict[tuple[str, str], dict] = {}
+def best_rows(result: dict) -> set[tuple[str, str, int, str]]:
+    """(backend, precision, batch size, shape) of the fastest batch size of each backend, precision
+    and shape (the sizes of the dynamic axes; "" for a model without them)."""
+    best: dict[tuple[str, str, str], dict] = {}
     for row in result["rows"]:
-        key = (row["backend"], row["precision"])
+        key = (row["backend"], row["precision"], row.get("shape", ""))
         if key not in best or row["fps"] > best[key]["fps"]:
             best[key] = row
-    return {(r["backend"], r["precision"], r["batch_size"]) for r in best.values()}
+    return {(r["backend"], r["precision"], r["batch_size"], r.get("shape", "")) for r in best.values()}
 
 
 def _ms(value: float | None) -> str:
@@ -113,19 +145,23 @@ def markdown(result: dict) -> str:
         f"Host: {host['cpu']}, {host['cpus']} CPUs, {host['system']}; ISA: {isa_line(host)}. Versions: {versions}.",
         f"{result['warmup']} warm-up and {result['iters']} timed batches per cell. {unit.rate}: {unit.plural} "
         "completed over the wall time of the timed batches; latency: per batch, ms; * marks the best batch size of "
-        "each backend and precision; ratio is to the fastest cell.",
+        "each backend, precision and shape; ratio is to the fastest cell.",
         "",
-        f"| chip/host | backend | precision | batch size | {unit.rate} | latency p50 | p90 | p99 | ratio |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    shaped = any("shape" in row for row in result["rows"])  # a column for the dynamic axes' sizes
+    lines += ["| chip/host | backend | precision | " + ("shape | " if shaped else "") +
+              f"batch size | {unit.rate} | latency p50 | p90 | p99 | ratio |",
+              "|---|---|---|" + ("---|" if shaped else "") + "---|---|---|---|---|---|"]
     best = best_rows(result)
     fastest = max((r["fps"] for r in result["rows"]), default=0.0)
     for row in result["rows"]:
-        mark = " *" if (row["backend"], row["precision"], row["batch_size"]) in best else ""
+        shape = row.get("shape", "")
+        mark = " *" if (row["backend"], row["precision"], row["batch_size"], shape) in best else ""
         where = row.get("chip") or f"{host['cpus']}-CPU host"
         asked = "" if row["precision_requested"] in (row["precision"], "auto") else f" (asked {row['precision_requested']})"
         auto = " (auto)" if row["precision_requested"] == "auto" else ""
-        lines.append(f"| {where} | {row['backend']} | {row['precision']}{auto}{asked} | {row['batch_size']}{mark} | "
+        lines.append(f"| {where} | {row['backend']} | {row['precision']}{auto}{asked} | "
+                     f"{shape + ' | ' if shaped else ''}{row['batch_size']}{mark} | "
                      f"{row['fps']:.2f} | {_ms(row['latency_ms_p50'])} | {_ms(row['latency_ms_p90'])} | "
                      f"{_ms(row['latency_ms_p99'])} | {row['fps'] / fastest:.2f} |")
     for cell in result["skipped"]:
@@ -140,9 +176,9 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
-    for key in dict.fromkeys((r["backend"], r["precision"]) for r in result["rows"]):
-        rows = [r for r in result["rows"] if (r["backend"], r["precision"]) == key]
-        axes.plot([r["batch_size"] for r in rows], [r["fps"] for r in rows], marker="o", label=" ".join(key))
+    for key in dict.fromkeys((r["backend"], r["precision"], r.get("shape", "")) for r in result["rows"]):
+        rows = [r for r in result["rows"] if (r["backend"], r["precision"], r.get("shape", "")) == key]
+        axes.plot([r["batch_size"] for r in rows], [r["fps"] for r in rows], marker="o", label=" ".join(k for k in key if k))
     sizes = sorted({r["batch_size"] for r in result["rows"]})
     axes.set_xscale("log", base=2)
     axes.set_xticks(sizes, [str(b) for b in sizes])

@@ -238,6 +238,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
                    help="int8: calibration images (default 300)")
     p.add_argument("--calibration-data", type=Path, metavar="DIR",
                    help="int8: calibrate on these images (default: the demo set)")
+    p.add_argument("--shape", action="append", default=[], metavar="AXIS=SIZE[,SIZE...]",
+                   help="sizes of a dynamic axis to measure, one row each (repeat per axis; default: "
+                        "each axis's example)")
     p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed iterations first (default 2)")
     p.add_argument("--iters", "--loop", dest="iters", type=positive_int, default=10,
                    help="timed iterations (default 10)")
@@ -517,7 +520,7 @@ def cmd_bench(args) -> None:
                                calibration=calibration)
     result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
                    args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions,
-                   args.parity_check)
+                   args.parity_check, args.shape)
     print(markdown(result))
     print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
 

@@ -21,19 +21,40 @@ log = logging.getLogger(__name__)
 PARITY_SAMPLES = 4
 PARITY_SEED = 1234
 
+# A size check fails when an output is further than this from torch, relative to the output's
+# largest magnitude: fp32 ONNX Runtime stays orders of magnitude closer, a size baked into the
+# graph lands far outside it.
+SIZE_TOLERANCE = 1e-3
+
 Arrays = dict[str, np.ndarray]
-ExampleInputs = Callable[[int, int], Arrays]  # (batch size, seed) -> input name -> array
+Sizes = dict[str, int]  # dynamic axis name -> size
+# (batch size, seed, dynamic axis sizes or None for the examples) -> input name -> array
+ExampleInputs = Callable[[int, int, "Sizes | None"], Arrays]
 
 
-def example_inputs(manifest: Manifest, batch: int, seed: int) -> Arrays:
-    """Seeded inputs of the manifest's shapes and dtypes: standard normals for floating-point inputs,
-    integers drawn from the input's `range` (token ids, masks) for the others."""
+def example_inputs(manifest: Manifest, batch: int, seed: int, sizes: Sizes | None = None) -> Arrays:
+    """Seeded inputs of the manifest's shapes and dtypes, dynamic axes at `sizes` (default: each
+    axis's example): standard normals for floating-point inputs, integers drawn from the input's
+    `range` (token ids, masks) for the others."""
     rng = np.random.default_rng(seed)
-    return {t.name: _example(t, batch, rng) for t in manifest.inputs}
+    sizes = manifest.example_sizes(**(sizes or {}))
+    return {t.name: _example(t, batch, sizes, rng) for t in manifest.inputs}
 
 
-def _example(tensor: Tensor, batch: int, rng: np.random.Generator) -> np.ndarray:
-    shape = tensor.concrete_shape(batch)
+def parity_sizes(manifest: Manifest) -> list[Sizes]:
+    """The dynamic axis sizes parity checks: every axis at its example, then each axis in turn at
+    its max (its min where the max is the example), so that a size baked into the graph shows."""
+    base = manifest.example_sizes()
+    checks = [base]
+    for name, axis in manifest.axes.items():
+        other = axis.max if axis.max != axis.example else axis.min
+        if other != axis.example:
+            checks.append({**base, name: other})
+    return checks
+
+
+def _example(tensor: Tensor, batch: int, sizes: Sizes, rng: np.random.Generator) -> np.ndarray:
+    shape = tensor.concrete_shape(batch, sizes)
     dtype = np.dtype(tensor.dtype)
     if dtype.kind == "f":
         return rng.standard_normal(shape).astype(dtype)
@@ -48,13 +69,12 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
     """Export with the TorchScript-based exporter, which honours the opset and dynamic axes.
 
     The newer dynamo exporter ignores opset 13 and bakes the dummy's batch size into the graph.
-    `batch_size` None makes every symbolic axis of every input and output dynamic.
+    The declared dynamic axes stay dynamic always; `batch_size` None makes the batch axis dynamic too.
     """
     import torch
 
-    dynamic_axes = None
-    if batch_size is None:
-        dynamic_axes = {t.name: t.symbolic_axes for t in (*manifest.inputs, *manifest.outputs)}
+    dynamic_axes = {t.name: t.symbolic_axes if batch_size is None else t.dynamic_axes
+                    for t in (*manifest.inputs, *manifest.outputs)}
     args = tuple(torch.from_numpy(example[t.name]) for t in manifest.inputs)
     log.info("exporting %s to ONNX opset %d (%s batch)", manifest.name, manifest.export["opset"],
              "dynamic" if batch_size is None else f"static {batch_size}")
@@ -62,7 +82,8 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
         with flat_outputs(model, manifest) as flat:
             torch.onnx.export(flat, args, str(path), input_names=[t.name for t in manifest.inputs],
-                              output_names=[t.name for t in manifest.outputs], dynamic_axes=dynamic_axes,
+                              output_names=[t.name for t in manifest.outputs],
+                              dynamic_axes={name: axes for name, axes in dynamic_axes.items() if axes} or None,
                               opset_version=manifest.export["opset"], do_constant_folding=True, dynamo=False)
 
 
@@ -80,14 +101,17 @@ def check_onnx(path: Path, manifest: Manifest) -> None:
 
 
 def simplify_onnx(src: Path, dst: Path, manifest: Manifest, batch_size: int | None) -> None:
-    """onnxsim with the run's batch size fixed on every input (static batch), or as is (dynamic)."""
+    """onnxsim with the run's batch size fixed on every input (static batch), or as is (dynamic).
+
+    The declared dynamic axes are given as -1, which onnxsim leaves symbolic: it must not freeze them."""
     import onnx
     import onnxsim
 
     model = onnx.load(str(src))
     shapes = None
     if batch_size is not None:
-        shapes = {t.name: list(t.concrete_shape(batch_size)) for t in manifest.inputs}
+        shapes = {t.name: [batch_size, *(-1 if isinstance(d, str) else d for d in t.shape[1:])]
+                  for t in manifest.inputs}
     log.info("simplifying %s with onnxsim %s", src.name, onnxsim.__version__)
     simplified, ok = onnxsim.simplify(model, overwrite_input_shapes=shapes)
     if not ok:
@@ -98,17 +122,62 @@ def simplify_onnx(src: Path, dst: Path, manifest: Manifest, batch_size: int | No
 
 def measure_parity(model: torch.nn.Module, onnx_path: Path, manifest: Manifest, batch_size: int | None,
                    examples: ExampleInputs) -> dict:
-    """Torch vs ONNX Runtime on a few seeded example inputs, per output (see `agreement`)."""
+    """Torch vs ONNX Runtime on a few seeded example inputs, per output (see `agreement`), at the
+    dynamic axes' examples; with dynamic axes also at the other `parity_sizes`, under "sizes"
+    (a size other than the traced one where the export differs from torch is a UserError: see
+    `check_size`)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     batch = batch_size or PARITY_SAMPLES
-    ref, got = [], []
-    for i in range(-(-PARITY_SAMPLES // batch)):
-        feeds = examples(batch, PARITY_SEED + i)
-        ref.append(torch_outputs(model, manifest, feeds))
-        got.append(dict(zip([t.name for t in manifest.outputs], session.run(None, feeds))))
-    return agreement(manifest, ref, got)
+    names = [t.name for t in manifest.outputs]
+    checked = {}
+    for n, sizes in enumerate(parity_sizes(manifest)):
+        ref, got = [], []
+        for i in range(-(-PARITY_SAMPLES // batch)):
+            feeds = examples(batch, PARITY_SEED + i, sizes if manifest.axes else None)
+            ref.append(torch_outputs(model, manifest, feeds))
+            # At the traced sizes the manifest's tolerances judge the figures; elsewhere a size
+            # baked into the graph is what shows.
+            got.append(check_size(manifest, session, feeds, ref[-1], sizes) if n else
+                       dict(zip(names, session.run(None, feeds))))
+        checked[describe_sizes(sizes)] = agreement(manifest, ref, got)
+    figures = next(iter(checked.values()))
+    if manifest.axes:
+        figures["sizes"] = {name: {k: f[k] for k in ("max_abs_diff", "cosine")} for name, f in checked.items()}
+    return figures
+
+
+def describe_sizes(sizes: Sizes) -> str:
+    """'seq=16, width=32'"""
+    return ", ".join(f"{name}={size}" for name, size in sizes.items())
+
+
+def check_size(manifest: Manifest, session, feeds: Arrays, reference: Arrays, sizes: Sizes) -> Arrays:
+    """The ONNX outputs for `feeds`, which must run and match torch's shapes and values: a graph
+    that baked a traced size into a constant (a classic torch.onnx trap) fails here, in one line,
+    rather than running wrong at the sizes it was not traced at."""
+    at = describe_sizes(sizes)
+    axes = ", ".join(manifest.axes)
+    fix = ("the export baked a size into the graph: compute sizes from tensor.shape / tensor.size() "
+           "without int() or Python constants, or declare the axis fixed in the manifest")
+    traced = describe_sizes(manifest.example_sizes())
+    try:
+        outputs = dict(zip([t.name for t in manifest.outputs], session.run(None, feeds)))
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors have no common type
+        first = str(exc).strip().splitlines()[0][:160]
+        raise UserError(f"dynamic axes {axes}: the ONNX traced at {traced} fails at {at} ({first}); {fix}") from None
+    for name, want in reference.items():
+        have = outputs[name]
+        if have.shape != want.shape:
+            raise UserError(f"dynamic axes {axes}: the ONNX traced at {traced} gives output '{name}' of shape "
+                            f"{list(have.shape)} at {at}, torch {list(want.shape)}; {fix}")
+        scale = max(float(np.max(np.abs(want))), 1e-6) if want.size else 1.0
+        off = float(np.max(np.abs(have.astype(np.float64) - want))) / scale if want.size else 0.0
+        if off > SIZE_TOLERANCE:
+            raise UserError(f"dynamic axes {axes}: the ONNX traced at {traced} differs from torch at {at} "
+                            f"(output '{name}' off by {off:.1%} of its largest value); {fix}")
+    return outputs
 
 
 def torch_outputs(model: torch.nn.Module, manifest: Manifest, inputs: Arrays) -> Arrays:

@@ -111,6 +111,16 @@ class OutputSpec(TensorSpec):
         return self
 
 
+class AxisSpec(Schema):
+    """A dynamic axis other than the batch: the sizes it may take, and how a batch is padded along it."""
+
+    min: PositiveInt
+    max: PositiveInt
+    example: PositiveInt                # the size export, parity and bench use unless told otherwise
+    gears: list[PositiveInt] | None = None  # the fixed sizes a compiler that needs them (atc) builds for
+    pad: int | float = 0                # what the runner pads with when it rounds a batch up
+
+
 class SourceSpec(Schema):
     repo: str
     commit: str
@@ -194,6 +204,7 @@ class ManifestSpec(Schema):
     weights: WeightsSpec | None = None
     inputs: list[TensorSpec] = Field(min_length=1)
     outputs: list[OutputSpec] = Field(min_length=1)
+    axes: dict[str, AxisSpec] = {}
     preprocess: dict[str, Any] = {}  # the plugin's own preprocessing parameters, read by its code
     export: ExportSpec = ExportSpec()
     atc: AtcSpec = AtcSpec()
@@ -222,6 +233,18 @@ class OutputCheck:
 
 
 @dataclass(frozen=True)
+class Axis:
+    """A declared dynamic axis (`[axes.NAME]`); an axis shared by inputs and outputs is one axis."""
+
+    name: str
+    min: int
+    max: int
+    example: int
+    gears: tuple[int, ...] | None = None
+    pad: int | float = 0
+
+
+@dataclass(frozen=True)
 class Tensor:
     name: str
     dtype: str
@@ -235,12 +258,19 @@ class Tensor:
         """Axis index -> name for every axis whose size is chosen at run time (the batch first)."""
         return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
 
-    def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        """The shape with the batch axis set to `batch`; other symbolic axes must have a size by then."""
-        if any(isinstance(d, str) for d in self.shape[1:]):
-            raise UserError(f"tensor '{self.name}' has symbolic axes besides the batch ({list(self.shape)}); "
-                            "give them fixed sizes in the manifest for a backend that needs static shapes")
-        return (batch, *self.shape[1:])
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        """Axis index -> name of the declared dynamic axes (every symbolic axis but the batch)."""
+        return {i: d for i, d in self.symbolic_axes.items() if i > 0}
+
+    def concrete_shape(self, batch: int, sizes: dict[str, int] | None = None) -> tuple[int, ...]:
+        """The shape with the batch axis set to `batch` and each dynamic axis to its size in `sizes`."""
+        sizes = sizes or {}
+        missing = [d for d in self.dynamic_axes.values() if d not in sizes]
+        if missing:
+            raise UserError(f"tensor '{self.name}' has dynamic axes {', '.join(missing)} ({list(self.shape)}) "
+                            "and no size was chosen for them")
+        return (batch, *(sizes[d] if isinstance(d, str) else d for d in self.shape[1:]))
 
 
 @dataclass(frozen=True)
@@ -256,12 +286,22 @@ class Manifest:
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     preprocess: dict[str, Any]
+    axes: dict[str, Axis]
     export: dict[str, Any]
     atc: dict[str, Any]
     expected: dict[str, Any]
     status: dict[str, str]
     int8: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def example_sizes(self, **chosen: int) -> dict[str, int]:
+        """Each dynamic axis at its example size, or at the size given for it by name."""
+        return {name: chosen.get(name, axis.example) for name, axis in self.axes.items()}
+
+    def largest_sizes(self) -> dict[str, int]:
+        """Each dynamic axis at its largest gear, or its max without gears: what a compiled model
+        with fixed shapes is built for, every batch padded up to it."""
+        return {name: max(axis.gears) if axis.gears else axis.max for name, axis in self.axes.items()}
 
     @property
     def root(self) -> Path:
@@ -283,6 +323,7 @@ def load_manifest(path: str | Path) -> Manifest:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     spec = validate(ManifestSpec, data, path)
+    check_axes(spec, path)
 
     def tensors(specs: list[TensorSpec]) -> tuple[Tensor, ...]:
         return tuple(Tensor(t.name, t.dtype, t.layout, tuple(t.shape), tuple(t.range) if t.range else None,
@@ -294,6 +335,8 @@ def load_manifest(path: str | Path) -> Manifest:
         path=path.resolve(), name=spec.name, summary=spec.summary, paper=spec.paper, plugin=spec.plugin,
         task=dump["task"], source=dump.get("source"), weights=dump.get("weights"),
         inputs=tensors(spec.inputs), outputs=tensors(spec.outputs), preprocess=spec.preprocess,
+        axes={name: Axis(name, a.min, a.max, a.example, tuple(a.gears) if a.gears else None, a.pad)
+              for name, a in spec.axes.items()},
         export=dump["export"], atc=dump["atc"], expected=dump["expected"], status=dump["status"],
         int8=dump["int8"], raw=data,
     )
@@ -303,6 +346,30 @@ def output_check(spec: OutputSpec) -> OutputCheck:
     """The output's check: the keys its manifest gives, defaults for the rest."""
     given = {key: getattr(spec, key) for key in CHECK_KEYS if getattr(spec, key) is not None}
     return OutputCheck(compare=spec.compare or default_compare(spec.dtype, spec.shape), **given)
+
+
+def check_axes(spec: ManifestSpec, path: Path) -> None:
+    """Every symbolic axis besides the batch is declared in [axes], with sizes inside [min, max]."""
+    def fail(key: str, what: str) -> UserError:
+        return UserError(f"{path}: key '{key}' {what}; fix the manifest")
+
+    for kind, tensors in (("inputs", spec.inputs), ("outputs", spec.outputs)):
+        for t, tensor in enumerate(tensors):
+            for i, d in enumerate(tensor.shape[1:], start=1):
+                if isinstance(d, str) and d not in spec.axes:
+                    raise fail(f"{kind}[{t}].shape[{i}]", f"names axis '{d}', which is not declared: add "
+                               f"[axes.{d}] with min, max and example (the batch axis is only the first)")
+    used = {d for t in (*spec.inputs, *spec.outputs) for d in t.shape[1:] if isinstance(d, str)}
+    for name, axis in spec.axes.items():
+        if name not in used:
+            raise fail(f"axes.{name}", "declares an axis that no input or output shape uses past the batch axis")
+        if axis.min > axis.max:
+            raise fail(f"axes.{name}.min", f"is {axis.min}, greater than max {axis.max}")
+        if not axis.min <= axis.example <= axis.max:
+            raise fail(f"axes.{name}.example", f"is {axis.example}, outside [min, max] = [{axis.min}, {axis.max}]")
+        for g, gear in enumerate(axis.gears or ()):
+            if not axis.min <= gear <= axis.max:
+                raise fail(f"axes.{name}.gears[{g}]", f"is {gear}, outside [min, max] = [{axis.min}, {axis.max}]")
 
 
 def validate(schema: type[BaseModel], data: Any, path: Path, prefix: str = "") -> Any:

@@ -13,6 +13,8 @@ cosine of a zero vector is undefined and reported as None, with the reason.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from modelzoo.errors import UserError
@@ -34,13 +36,14 @@ class ParityError(UserError):
 
 
 def agreement(manifest: Manifest, reference: list[Arrays], candidate: list[Arrays]) -> dict:
-    """How far `candidate` outputs are from `reference` outputs, batch lists concatenated.
+    """How far `candidate` outputs are from `reference` outputs, batch lists joined (`_joined`:
+    batches may differ in the sizes of their dynamic axes).
 
     Per output under "outputs"; at the top the worst over the outputs, so that one figure judges
     the whole model (for a single output they are that output's figures), and `degenerate` when
     any output did not vary across the samples."""
-    per_output = {t.name: output_figures(t.check, np.concatenate([b[t.name] for b in reference]),
-                                         np.concatenate([b[t.name] for b in candidate]))
+    per_output = {t.name: output_figures(*_joined(t.check, [b[t.name] for b in reference],
+                                                  [b[t.name] for b in candidate]))
                   for t in manifest.outputs}
     worst: dict = {}
     for key, pick in (("max_abs_diff", max), ("cosine", min), ("top1_agreement", min), ("equal", min)):
@@ -48,9 +51,25 @@ def agreement(manifest: Manifest, reference: list[Arrays], candidate: list[Array
         if found or key in ("max_abs_diff", "cosine"):
             worst[key] = pick(found) if found else None
     worst["degenerate"] = any(f["degenerate"] for f in per_output.values())
-    worst["images"] = int(len(np.concatenate([b[manifest.outputs[0].name] for b in reference])))
+    worst["images"] = sum(len(b[manifest.outputs[0].name]) for b in reference)
     worst["outputs"] = per_output
     return worst
+
+
+def _joined(check: OutputCheck, reference: list[np.ndarray], candidate: list[np.ndarray]
+            ) -> tuple[OutputCheck, np.ndarray, np.ndarray]:
+    """One output's batches as one array each: concatenated on the batch axis when they share a
+    shape; batches that differ along dynamic axes as one row per position (scores: the class axis
+    last, which becomes axis 1) or, for the other kinds, every value in a row."""
+    if len({b.shape[1:] for b in reference}) == 1:
+        return check, np.concatenate(reference), np.concatenate(candidate)
+    def rows(b: np.ndarray) -> np.ndarray:
+        return np.moveaxis(b, check.class_axis, -1).reshape(-1, b.shape[check.class_axis])
+
+    if check.compare == "scores":
+        return (dataclasses.replace(check, class_axis=1), np.concatenate([rows(b) for b in reference]),
+                np.concatenate([rows(b) for b in candidate]))
+    return check, np.concatenate([b.ravel() for b in reference]), np.concatenate([b.ravel() for b in candidate])
 
 
 def output_figures(check: OutputCheck, reference: np.ndarray, candidate: np.ndarray) -> dict:

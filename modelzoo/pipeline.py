@@ -32,7 +32,7 @@ from modelzoo.registry import ModelEntry, Registry
 from modelzoo.resume import ResultLog
 from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
-from modelzoo.stream import Preprocessor, batches, default_workers
+from modelzoo.stream import Padding, Preprocessor, batches, default_workers
 from modelzoo.text import plural
 from modelzoo.weights import random_banner, resolve_weights
 from modelzoo.words import Unit, unit_of
@@ -40,6 +40,8 @@ from modelzoo.words import Unit, unit_of
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_ROOT = Path("modelzoo-out")
+# A model with dynamic axes: samples are sorted by size within windows of this many batches.
+BUCKET_BATCHES = 8
 
 
 @dataclass
@@ -311,8 +313,10 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
             samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
         loop_start = time.perf_counter()
         metas: dict[str, Meta] = {}  # filled as samples are batched, emptied as their outputs are recorded
+        padding = Padding([t.name for t in manifest.inputs if t.dynamic_axes]) if manifest.axes else None
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
-                         entry.collate, plugin=manifest.plugin, metas=metas)
+                         entry.collate, plugin=manifest.plugin, metas=metas, padding=padding, manifest=manifest,
+                         bucket_window=BUCKET_BATCHES * opts.batch_size if manifest.axes else 0)
         outputs = session.run(samples.watch(stream) if samples else stream)
         try:
             inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),
@@ -330,6 +334,7 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
                 "agreement": {"reference": REFERENCE, "parity_inputs": parity_inputs,
                               "run_samples": samples.figures() if samples else None},
                 "calibration": session.calibration, "kept_ops": list(session.kept_ops),
+                "padding": padding.figures() if padding else None,
                 "preprocessing": {"workers": workers, "in": "main thread" if workers == 0 else
                                   "threads" if entry.preprocess_in_threads else "processes"}}
     stages["agreement"] = time.perf_counter() - agreement_start
@@ -366,6 +371,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                     "precision_note": work.precision[1] if work.precision else None,
                     # Not measured on a cluster: the sessions run on other nodes.
                     "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
+                    "padding": None,
                     "preprocessing": {"workers": 0, "in": "each actor's own thread"},
                     "kept_ops": None, "precision_warning": None}
         return stages, inferred, measured, work.report()
@@ -375,7 +381,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.
 MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
-            "calibration", "preprocessing", "kept_ops", "precision_warning")
+            "calibration", "padding", "preprocessing", "kept_ops", "precision_warning")
 
 def measures(unit: Unit) -> dict[str, str]:
     """What each figure of report.json measures, in the words of the model's unit."""
@@ -388,6 +394,8 @@ def measures(unit: Unit) -> dict[str, str]:
                    f"preprocess and inference overlapping; the first {things} are preprocessed while the "
                    "backend starts)",
         "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
+        "padding": "per dynamic input, real elements over the elements of the collated batches (1.0: no "
+                   "padding); samples are sorted by size within windows of batches to keep it high",
         "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
                      f"and (reduced precisions) on the first {things} of this run",
     }

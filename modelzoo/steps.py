@@ -130,7 +130,7 @@ def postprocess(entry: ModelEntry, result_path: Path, data: Path | None, labels:
     dataset (--data), or for a task that reads them alone (classification) from --labels; a task
     whose postprocess takes metas gets them from `metas_path` (the preprocess step's metas.jsonl)."""
     task = entry.task
-    results = read_results(result_path, entry.manifest.outputs)
+    results = read_results(result_path, entry.manifest.outputs, entry.manifest.largest_sizes())
     metas = _metas_for(entry, results, metas_path)
     if data is not None:
         targets = {s.key: s.target for s in load_dataset(entry, data, labels).samples}

@@ -19,6 +19,7 @@ import numpy as np
 
 from modelzoo.backends.base import Batch
 from modelzoo.errors import PluginError, UserError, plugin_code
+from modelzoo.manifest import Manifest
 from modelzoo.metas import Meta, check, split
 from modelzoo.tasks import Sample
 
@@ -121,31 +122,97 @@ def stack(rows: list[Arrays]) -> Arrays:
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 
+class Padding:
+    """Real elements over collated elements of each dynamic input, over a run: how much of the
+    computation padding costs. Counted for the inputs that preprocess itself returns (a mask
+    that collate makes has no unpadded form)."""
+
+    def __init__(self, inputs: list[str]) -> None:
+        self.real = dict.fromkeys(inputs, 0)
+        self.padded = dict.fromkeys(inputs, 0)
+
+    def add(self, rows: list[Arrays], batch: Arrays) -> None:
+        for name in self.real:
+            if name in rows[0]:
+                self.real[name] += sum(np.size(row[name]) for row in rows)
+                self.padded[name] += batch[name].size
+
+    def figures(self) -> dict[str, float] | None:
+        found = {name: round(self.real[name] / self.padded[name], 4) for name in self.real if self.padded[name]}
+        return found or None
+
+
+def bucketed(rows: Iterable[tuple[str, Arrays]], window: int) -> Iterator[tuple[str, Arrays]]:
+    """Samples in windows of `window`, each window sorted by size (elements over all its arrays),
+    so that a batch holds samples of similar length and pads little. Results are keyed by sample:
+    the order does not matter to them, and memory stays bounded by the window."""
+    held: list[tuple[str, Arrays]] = []
+    for item in rows:
+        held.append(item)
+        if len(held) == window:
+            yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
+            held = []
+    yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
+
+
+def too_large(key: str, row: Arrays, manifest: Manifest) -> str | None:
+    """Why a preprocessed sample does not fit the model's dynamic axes (above the largest gear, or
+    the max), or None. Only inputs that preprocess returns with the declared number of axes are
+    measured."""
+    largest = manifest.largest_sizes()
+    for t in manifest.inputs:
+        array = row.get(t.name)
+        if array is None or np.ndim(array) != len(t.shape) - 1:
+            continue
+        for i, name in t.dynamic_axes.items():
+            if np.shape(array)[i - 1] > largest[name]:
+                return (f"sample {key}: input '{t.name}' has {name}={np.shape(array)[i - 1]}, above the largest "
+                        f"size {largest[name]} of axis {name} in {manifest.path}; shorten it in preprocess, "
+                        "or pass --skip-invalid")
+    return None
+
+
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
-            collate: Collate | None, *, plugin: str, metas: dict[str, Meta]) -> Iterator[Batch]:
+            collate: Collate | None, *, plugin: str, metas: dict[str, Meta], bucket_window: int = 0,
+            padding: Padding | None = None, manifest: Manifest | None = None) -> Iterator[Batch]:
     """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded.
     Each sample's meta (see modelzoo.metas) goes into `metas` by key, where the caller finds it
-    when the batch's outputs come back."""
+    when the batch's outputs come back.
+
+    `bucket_window` > 0: samples are sorted by size within windows of that many (see `bucketed`);
+    `padding` counts how much collate padded; `manifest` (with dynamic axes): a sample larger than
+    an axis allows is a bad sample."""
     def make(keys: list[str], rows: list[Arrays]) -> Batch:
         with plugin_code(plugin, "collate"):
-            return Batch(keys, (collate or stack)(rows))
+            batch = Batch(keys, (collate or stack)(rows))
+        if padding is not None:
+            padding.add(rows, batch.inputs)
+        return batch
+
+    def good() -> Iterator[tuple[str, Arrays]]:
+        for sample, preprocessed, error in items:
+            row = meta = None
+            if error is None:
+                inputs, meta = split(preprocessed)
+                with plugin_code(plugin, "preprocess"):
+                    row = as_inputs(inputs, input_names)
+                error = too_large(sample.key, row, manifest) if manifest is not None and manifest.axes else None
+            if error is not None:
+                if not skip_invalid:
+                    raise UserError(error)
+                on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
+                continue
+            if meta is not None:
+                check(meta, sample.key, plugin)
+                metas[sample.key] = meta
+            yield sample.key, row
 
     keys: list[str] = []
     rows: list[Arrays] = []
-    for sample, preprocessed, error in items:
-        if error is not None:
-            if not skip_invalid:
-                raise UserError(error)
-            on_skip({"key": sample.key, "source": str(sample.source), "reason": error})
-            continue
-        keys.append(sample.key)
-        inputs, meta = split(preprocessed)
-        if meta is not None:
-            check(meta, sample.key, plugin)
-            metas[sample.key] = meta
-        with plugin_code(plugin, "preprocess"):
-            rows.append(as_inputs(inputs, input_names))
+    for key, row in bucketed(good(), bucket_window) if bucket_window else good():
+        keys.append(key)
+        rows.append(row)
         if len(rows) == batch_size:
             yield make(keys, rows)
             keys, rows = [], []

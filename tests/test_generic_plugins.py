@@ -61,7 +61,8 @@ def cache(tmp_path_factory) -> Path:
 
 
 def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray]:
-    """Keys, targets and the model's outputs for every demo sample, from torch alone."""
+    """Keys, targets and the model's outputs for every demo sample, from torch alone, each sample
+    alone and unpadded."""
     plugin = PLUGINS[name]
     model = plugin.build("standard")
     model.load_state_dict(torch.load(weights, weights_only=True))
@@ -70,11 +71,11 @@ def torch_outputs(name: str, weights: Path) -> tuple[list[str], list, np.ndarray
     rows = [entry.preprocess(s.source) for s in samples]
     with torch.inference_mode():
         if name == "tinytext":
-            batch = entry.collate(rows)
-            out = model(torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"]))
-        else:
-            out = model(torch.from_numpy(np.stack(rows)))
-    return [s.key for s in samples], [s.target for s in samples], out.numpy()
+            out = [model(torch.from_numpy(row["input_ids"][None]),
+                         torch.ones((1, len(row["input_ids"])), dtype=torch.int64))[0].numpy() for row in rows]
+        else:  # (pixels, meta): each picture at its own size
+            out = [model(torch.from_numpy(pixels[None]))[0].numpy() for pixels, _ in rows]
+    return [s.key for s in samples], [s.target for s in samples], out
 
 
 def text_metrics(targets, labels) -> dict:
@@ -107,13 +108,13 @@ def seg_metrics(targets, masks, classes: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def expected(weights) -> dict[str, tuple[list[str], list, np.ndarray]]:
-    """Per plugin the torch model's keys, targets and logits (class axis last)."""
+def expected(weights) -> dict[str, tuple[list[str], list, list[np.ndarray]]]:
+    """Per plugin the torch model's keys, targets and per-sample logits (class axis last)."""
     found = {name: torch_outputs(name, weights[name]) for name in PLUGINS}
-    found["tinyseg"] = (*found["tinyseg"][:2], np.moveaxis(found["tinyseg"][2], 1, -1))
+    found["tinyseg"] = (*found["tinyseg"][:2], [np.moveaxis(picture, 0, -1) for picture in found["tinyseg"][2]])
     # Outputs that all look alike would make agreement prove nothing.
-    assert len(set(found["tinytext"][2].argmax(-1).tolist())) == 3
-    assert len(np.unique(found["tinyseg"][2].argmax(-1))) == 4
+    assert len({int(logits.argmax()) for logits in found["tinytext"][2]}) == 3
+    assert len(np.unique(np.concatenate([p.argmax(-1).ravel() for p in found["tinyseg"][2]]))) == 4
     return found
 
 
@@ -129,22 +130,23 @@ def assert_matches(name: str, output: Path, report: dict, expected: dict) -> Non
     """The run's records are the torch model's, sample by sample (classes wherever torch's top-1
     margin exceeds twice ATOL: a near tie may flip in a correct backend), and its metrics are those
     of its own records."""
-    keys, targets, logits = expected[name]
+    keys, targets, per_sample = expected[name]
     records = json.loads((output / "predictions.json").read_text())
     assert sorted(records) == sorted(keys)
-    best_two = np.sort(logits, axis=-1)[..., -2:]
-    settled = best_two[..., 1] - best_two[..., 0] > 2 * ATOL
-    assert settled.mean() > 0.9  # most of the answers are compared
+    settled = [np.diff(np.sort(logits, axis=-1)[..., -2:], axis=-1)[..., 0] > 2 * ATOL for logits in per_sample]
+    assert np.concatenate([s.ravel() for s in settled]).mean() > 0.9  # most of the answers are compared
     if name == "tinytext":
+        logits, settled = np.stack(per_sample), np.array(settled)
         labels = np.array([records[k]["label"] for k in keys])
         np.testing.assert_array_equal(labels[settled], logits.argmax(-1)[settled])
         probability = np.exp(logits[np.arange(len(keys)), labels]) / np.exp(logits).sum(-1)
         np.testing.assert_allclose([records[k]["score"] for k in keys], probability, atol=1e-5)
         metrics = text_metrics(targets, labels)
     else:
-        masks = np.stack([decode_runs(records[k]) for k in keys])
-        np.testing.assert_array_equal(masks[settled], logits.argmax(-1)[settled])
-        metrics = seg_metrics(targets, masks, logits.shape[-1])
+        masks = [decode_runs(records[k]) for k in keys]
+        for mask, logits, sure in zip(masks, per_sample, settled):
+            np.testing.assert_array_equal(mask[sure], logits.argmax(-1)[sure])
+        metrics = seg_metrics(targets, masks, per_sample[0].shape[-1])
     assert report["images"] == len(keys)
     got = dict(report["metrics"])
     assert got.pop("iou", None) == pytest.approx(metrics.get("iou"))
@@ -164,14 +166,16 @@ def test_the_plugins_keep_the_contract(name):
     MockRunner(PLUGINS[name]).check_model(name)
 
 
-def test_text_collate_pads_cuts_and_masks():
+def test_text_collate_pads_to_the_longest_text_and_masks():
     rows = [{"input_ids": np.array([5, 6, 7])}, {"input_ids": np.arange(1, 21)}, {"input_ids": np.array([], int)}]
     batch = text_task.collate(rows)
     assert batch["input_ids"].dtype == batch["attention_mask"].dtype == np.int64
-    assert batch["input_ids"].tolist() == [[5, 6, 7] + [0] * 13, list(range(1, 17)), [0] * 16]
-    assert batch["attention_mask"].tolist() == [[1] * 3 + [0] * 13, [1] * 16, [0] * 16]
+    assert batch["input_ids"].tolist() == [[5, 6, 7] + [0] * 17, list(range(1, 21)), [0] * 20]
+    assert batch["attention_mask"].tolist() == [[1] * 3 + [0] * 17, [1] * 20, [0] * 20]
+    assert text_task.collate([{"input_ids": np.array([], int)}])["input_ids"].shape == (1, 1)  # the axis's min
     ids = text_task.tokenize("Rain, rain AND wind!")
     assert len(ids) == 4 and ids[0] == ids[1] != ids[3] and all(1 <= i < 64 for i in ids)
+    assert len(text_task.preprocess("word " * 100)["input_ids"]) == 64  # cut at the axis's max
 
 
 def test_bad_data_is_one_line_naming_the_file(tmp_path):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
 from pathlib import Path
@@ -149,3 +150,44 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_manifest(bad)
     with pytest.raises(UserError, match="manifest not found"):
         load_manifest(tmp_path / "nope.toml")
+
+
+def with_seq_axis(real: dict, **axis) -> dict:
+    """The manifest with a text-like second input and an output sharing its dynamic `seq` axis."""
+    real["inputs"].append({"name": "ids", "dtype": "int64", "shape": ["batch", "seq"], "range": [0, 100]})
+    real["outputs"].append({"name": "tags", "dtype": "float32", "shape": ["batch", "seq", 4]})
+    real["axes"] = {"seq": {"min": 1, "max": 64, "example": 16, **axis}}
+    return real
+
+
+def test_a_declared_dynamic_axis_is_one_axis_of_inputs_and_outputs(real, tmp_path):
+    plain = copy.deepcopy(real)
+    m = load_manifest(write(tmp_path, with_seq_axis(real, gears=[8, 16, 32, 64], pad=3)))
+    seq = m.axes["seq"]
+    assert (seq.min, seq.max, seq.example, seq.gears, seq.pad) == (1, 64, 16, (8, 16, 32, 64), 3)
+    assert m.inputs[1].dynamic_axes == {1: "seq"} and m.outputs[1].dynamic_axes == {1: "seq"}
+    assert m.inputs[1].concrete_shape(2, m.example_sizes()) == (2, 16)
+    assert m.outputs[1].concrete_shape(2, m.example_sizes(seq=64)) == (2, 64, 4)
+    assert m.largest_sizes() == {"seq": 64}
+    assert load_manifest(write(tmp_path, with_seq_axis(plain))).axes["seq"].pad == 0
+
+
+@pytest.mark.parametrize("mutate,key,expected", [
+    (lambda d: d.pop("axes"), "inputs[1].shape[1]", "names axis 'seq', which is not declared"),
+    (lambda d: d["outputs"][1].update(shape=["batch", "len", 4]), "outputs[1].shape[1]", "axis 'len'"),
+    (lambda d: d["axes"]["seq"].update(min=65), "axes.seq.min", "greater than max 64"),
+    (lambda d: d["axes"]["seq"].update(example=65), "axes.seq.example", "outside [min, max] = [1, 64]"),
+    (lambda d: d["axes"]["seq"].update(gears=[8, 128]), "axes.seq.gears[1]", "is 128, outside"),
+    (lambda d: d["axes"]["seq"].pop("example"), "axes.seq.example", "is missing"),
+    (lambda d: d["axes"]["seq"].update(max=0), "axes.seq.max", "greater than 0"),
+    (lambda d: d["axes"].update(width={"min": 1, "max": 2, "example": 1}), "axes.width", "no input or output"),
+])
+def test_dynamic_axis_mistakes_are_one_line_naming_file_and_key(real, tmp_path, mutate, key, expected):
+    data = with_seq_axis(real)
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(UserError) as info:
+        load_manifest(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: key '{key}'")
+    assert expected in message and message.endswith("fix the manifest")

@@ -103,9 +103,9 @@ def test_metas_a_postprocess_does_not_take_are_still_stored(tmp_path):
 
 
 def test_a_sample_without_a_meta_adds_nothing_to_its_line(tmp_path):
-    import tests.plugins.tinyseg.plugin as tinyseg
+    import tests.plugins.tinytext.plugin as tinytext
 
-    run(registry_with(tinyseg), RunOptions(model="tinyseg", backend="torch", output=tmp_path,
-                                           cache_dir=tmp_path / "cache", workers=0, quiet=True))
+    run(registry_with(tinytext), RunOptions(model="tinytext", backend="torch", output=tmp_path,
+                                            cache_dir=tmp_path / "cache", workers=0, quiet=True))
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()[1:]]
     assert lines and all(set(line) == {"keys", "records"} for line in lines)

@@ -96,8 +96,8 @@ def test_an_empty_range_is_one_line_naming_file_and_key(tmp_path, bounds, expect
 
 def test_a_range_outside_the_dtype_or_on_a_float_input_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"inputs\[1\]\.range'.*outside uint8 \(0\.\.255\).*\[0, 256\)"):
-        manifest_with(tmp_path, TINYTEXT, 'dtype = "int64"\nshape = ["batch", 16]\nrange = [0, 2]',
-                      'dtype = "uint8"\nshape = ["batch", 16]\nrange = [0, 257]')
+        manifest_with(tmp_path, TINYTEXT, 'dtype = "int64"\nshape = ["batch", "seq"]\nrange = [0, 2]',
+                      'dtype = "uint8"\nshape = ["batch", "seq"]\nrange = [0, 257]')
     with pytest.raises(UserError, match=r"inputs\[0\]\.range'.*integer tensors, not float32"):
         manifest_with(tmp_path, TINYCNN, 'shape = ["n", 3, 32, 32]', 'shape = ["n", 3, 32, 32]\nrange = [0, 2]')
 

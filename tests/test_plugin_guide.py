@@ -51,14 +51,20 @@ def guide_dir(tmp_path_factory) -> tuple[Path, list[str]]:
 
 
 @pytest.fixture
-def brightness(guide_dir, monkeypatch, no_entrypoints):
-    """The guide's plugin imported here, and forgotten again after the test."""
+def guide_path(guide_dir, monkeypatch, no_entrypoints):
+    """The guide's folder importable here; its modules forgotten again after the test."""
     monkeypatch.syspath_prepend(str(guide_dir[0]))
+    yield guide_dir[0]
+    for name in [m for m in sys.modules if m.split(".")[0] in ("brightness", "wordcount")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def brightness(guide_path):
+    """The guide's plugin, imported as its reader's code would."""
     import brightness.plugin
 
-    yield brightness.plugin
-    for name in [m for m in sys.modules if m == "brightness" or m.startswith("brightness.")]:
-        del sys.modules[name]
+    return brightness.plugin
 
 
 def test_the_guide_has_files_and_steps_to_run():
@@ -122,3 +128,24 @@ def test_the_guides_pyproject_installs_the_entry_point_and_the_files_the_plugin_
         package = ".".join(path.parent.relative_to(root).parts)
         assert any(p == package and path.match(glob) for p, glob in shipped), path
     assert (root / "brightness" / "__init__.py").is_file()
+
+
+def test_the_guides_dynamic_axis_example_scores_each_text_as_torch_does_unpadded(guide_path):
+    """wordcount: every text scored as torch scores it alone and unpadded; padding and the parity
+    sizes reported."""
+    import wordcount.plugin as plugin
+    from modelzoo.weights import RANDOM_SEED
+
+    report = json.loads((guide_path / "out-wordcount" / "report.json").read_text())
+    records = json.loads((guide_path / "out-wordcount" / "predictions.json").read_text())
+    model = plugin.build("standard")
+    plugin.init_random(model, RANDOM_SEED)
+    lines = (guide_path / "wordcount" / "demo" / "texts.txt").read_text().splitlines()
+    for i, line in enumerate(lines):
+        ids = torch.tensor([[len(word) for word in line.split()]])
+        with torch.inference_mode():
+            expected = float(model(ids, torch.ones_like(ids))[0, 0])
+        assert records[f"text{i}"]["score"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    words = [len(line.split()) for line in lines]
+    assert 0 < report["padding"]["ids"] <= 1 and report["padding"]["ids"] >= sum(words) / (len(words) * max(words))
+    assert sorted(report["parity"]["sizes"]) == ["seq=32", "seq=8"]

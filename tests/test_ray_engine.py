@@ -37,8 +37,10 @@ BATCH = 2
 # Figures that measure this particular process, not the evaluation.
 # agreement: a cluster run does not compare its sessions with torch (they run on other nodes).
 # preprocessing: where it ran (a local run's workers; a cluster's actors).
+# padding: how batches were formed (a local run sorts samples by size; the cluster's chunks keep
+# dataset order and are not counted).
 TIMING_KEYS = {"throughput_fps", "e2e_fps", "latency_ms", "stages_s", "peak_rss_mb", "created", "resumed_images",
-               "cluster", "agreement", "preprocessing"}
+               "cluster", "agreement", "preprocessing", "padding"}
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +200,29 @@ def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(c
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
     assert reports["ray"]["metrics"] == reports["local"]["metrics"] and reports["ray"]["images"] == 12
     assert len({r["label"] for r in comparable(tmp_path / "local")[1].values()}) > 1
+
+
+def test_pictures_of_several_sizes_run_the_same_on_the_cluster(cluster, tmp_path):
+    """tinyseg: dynamic height and width, a padding collate, each mask cropped back by its meta."""
+    import torch
+
+    import tests.plugins.tinyseg.plugin as tinyseg
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tinyseg)
+    registry = Registry(pm)
+    model = tinyseg.build("standard")
+    tinyseg.init_random(model, 1)
+    torch.save(model.state_dict(), tmp_path / "tinyseg.pth")
+    for engine in ("local", "ray"):
+        run(registry, RunOptions(model="tinyseg", backend="onnxruntime", batch_size=4, weights=tmp_path / "tinyseg.pth",
+                                 output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0,
+                                 engine=engine))
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
+    sizes = {tuple(r["size"]) for r in comparable(tmp_path / "local")[1].values()}
+    assert len(sizes) > 3  # the demo pictures' own sizes, not one padded size
 
 
 def atc_runs(cluster, node: str) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 from modelzoo.throughput import bench_figures
 
 if TYPE_CHECKING:
+    from modelzoo.manifest import Manifest
     from modelzoo.artifacts import Artifacts
     from modelzoo.calibration import Calibration
 
@@ -33,6 +34,43 @@ def pad_batch(inputs: Arrays, rows: int, size: int) -> Arrays:
             for name, a in inputs.items()}
 
 
+def axis_sizes(inputs: Arrays, manifest: Manifest) -> dict[str, int]:
+    """The size of each dynamic axis in this batch, read from the inputs that hold it."""
+    return {name: inputs[t.name].shape[i] for t in manifest.inputs for i, name in t.dynamic_axes.items()}
+
+
+@dataclass(frozen=True)
+class FixedAxes:
+    """A compiled model whose dynamic axes are fixed at `sizes`: each batch is padded up to them
+    along those axes with the axis's `pad`, and outputs along a dynamic axis are cut back to the
+    batch's own size (the model must ignore the padding, as a masked model does)."""
+
+    manifest: Manifest
+    sizes: dict[str, int]
+
+    def pad(self, inputs: Arrays) -> tuple[Arrays, dict[str, int]]:
+        """(the inputs padded up to `sizes`, the batch's own sizes)."""
+        real = axis_sizes(inputs, self.manifest)
+        padded = dict(inputs)
+        for t in self.manifest.inputs:
+            widths = [(0, 0)] * padded[t.name].ndim
+            for i, name in t.dynamic_axes.items():
+                widths[i] = (0, self.sizes[name] - real[name])
+            if any(after for _, after in widths):
+                pad_value = [self.manifest.axes[n].pad for n in t.dynamic_axes.values()][0]
+                padded[t.name] = np.pad(padded[t.name], widths, constant_values=pad_value)
+        return padded, real
+
+    def trim(self, outputs: Arrays, real: dict[str, int]) -> Arrays:
+        """Outputs cut back to the batch's own sizes along their dynamic axes."""
+        trimmed = dict(outputs)
+        for t in self.manifest.outputs:
+            cut = tuple(slice(0, real[t.dynamic_axes[i]]) if i in t.dynamic_axes else slice(None)
+                        for i in range(len(t.shape)))
+            trimmed[t.name] = trimmed[t.name][cut]
+        return trimmed
+
+
 @dataclass(frozen=True)
 class BackendSettings:
     """What a run asks of its backend; each backend uses what applies to it and ignores the rest."""
@@ -52,10 +90,12 @@ class Session:
     """A model ready to run at one batch size.
 
     Subclasses implement ``infer``; the default ``run`` times it, pads a short last batch when the
-    compiled model has a static batch, and drops the padding rows again.
+    compiled model has a static batch, and drops the padding rows again; likewise along dynamic
+    axes that the compiled model fixes (`fixed_axes`).
     """
 
     static_batch: int | None = None
+    fixed_axes: FixedAxes | None = None
     precision = "fp32"      # what the compiled model actually runs, as far as the library tells
     precision_note = ""     # how that was decided, for the report
     identity = ""           # the model file it runs, with its settings: part of cache keys
@@ -77,8 +117,12 @@ class Session:
         for batch in batches:
             n = len(batch.keys)
             inputs = pad_batch(batch.inputs, n, self.static_batch) if self.static_batch else batch.inputs
+            if self.fixed_axes:
+                inputs, real = self.fixed_axes.pad(inputs)
             start = time.perf_counter()
             outputs = self.infer(inputs)
+            if self.fixed_axes:
+                outputs = self.fixed_axes.trim(outputs, real)
             self.finished_at.append(time.perf_counter())
             self.latencies_s.append(self.finished_at[-1] - start)
             self.compute_seconds += self.latencies_s[-1]
@@ -138,8 +182,9 @@ class Backend:
         artifacts.onnx(batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
-                  warmup: int, iters: int) -> dict[str, float | str]:
-        """Pure-inference images/s at one batch size and per-batch latency percentiles.
+                  warmup: int, iters: int, sizes: dict[str, int] | None = None) -> dict[str, float | str]:
+        """Pure-inference images/s at one batch size (and dynamic axes at `sizes`, default their
+        examples) and per-batch latency percentiles.
 
         A stream of identical batches runs through the session; throughput is the images
         completed after the warm-up over the wall time they took, timed by when each batch
@@ -147,7 +192,7 @@ class Backend:
         flight is measured at its steady rate, and two results that finish together count as
         what they are: two batches in the time since the last one.
         """
-        batch = Batch([f"bench{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, seed=0))
+        batch = Batch([f"bench{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, 0, sizes))
         session = self.open(artifacts, batch_size, settings)
         try:
             start = time.perf_counter()

@@ -163,7 +163,9 @@ class OpenVinoBackend(Backend):
             keep = kept_ops(artifacts.manifest, "int8", settings.keep_fp32)
             int8_dir = nncf_int8(artifacts, settings.calibration, keep)
             model = core.read_model(str(int8_dir / "model.xml"))
-            model.reshape({t.name: list(t.concrete_shape(batch_size)) for t in artifacts.manifest.inputs})
+            # -1: the declared dynamic axes stay dynamic
+            model.reshape({t.name: [batch_size, *(-1 if isinstance(d, str) else d for d in t.shape[1:])]
+                           for t in artifacts.manifest.inputs})
             source = int8_dir.name
         else:
             onnx_path = artifacts.onnx(batch_size)

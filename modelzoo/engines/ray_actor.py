@@ -77,7 +77,7 @@ class SessionHost:
             samples = [Sample(key, _local(source, Path(shipped) / str(i))) for i, (key, source) in enumerate(items)]
             loaded = Preprocessor(self.entry.preprocess, samples, workers=0, window=0, plugin=manifest.plugin)
             made = list(batches(loaded, len(samples), [t.name for t in manifest.inputs], True, skipped.append,
-                                self.entry.collate, plugin=manifest.plugin, metas=metas))
+                                self.entry.collate, plugin=manifest.plugin, metas=metas, manifest=manifest))
         keys, outputs = [], None
         with self.lock:
             for batch in made:

@@ -46,7 +46,7 @@ from modelzoo.backends.ascend.ais_parse import (
 )
 from modelzoo.backends.ascend.paths import resolved, secure_dir, secure_file
 from modelzoo.backends.ascend.tools import run_tool
-from modelzoo.backends.base import BackendSettings, Batch, Session
+from modelzoo.backends.base import BackendSettings, Batch, FixedAxes, Session
 from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
@@ -117,7 +117,10 @@ class AisFilesSession(Session):
         self.input_names = [t.name for t in manifest.inputs]
         # Output i of the model is ais_bench's `<stem>_<i>.bin`: raw little-endian values of the
         # manifest's dtype and one sample's shape.
-        self.outputs = [_ResultFormat(t.name, np.dtype(t.dtype), t.concrete_shape(1)[1:]) for t in manifest.outputs]
+        # Dynamic axes: the .om is compiled at their largest sizes, every batch padded up to them.
+        self.fixed_axes = FixedAxes(manifest, manifest.largest_sizes()) if manifest.axes else None
+        self.outputs = [_ResultFormat(t.name, np.dtype(t.dtype), t.concrete_shape(1, manifest.largest_sizes())[1:])
+                        for t in manifest.outputs]
         self.fps: float | None = None
 
     # The pipeline streams batches; ais_bench wants files, so the base class's per-batch
@@ -130,12 +133,15 @@ class AisFilesSession(Session):
         shutil.rmtree(self.input_root, ignore_errors=True)  # inputs of an interrupted run
         digests: dict[str, str] = {}
         order: list[list[str]] = []
+        real_sizes: list[dict[str, int]] = []
         shares: dict[int, int] = {d: 0 for d in self.devices}
         sent = 0
         for batch in batches:
             order.append(batch.keys)
+            inputs, real = self.fixed_axes.pad(batch.inputs) if self.fixed_axes else (batch.inputs, {})
+            real_sizes.append(real)
             for i, name in enumerate(batch.keys):
-                rows = [batch.inputs[input_name][i] for input_name in self.input_names]
+                rows = [inputs[input_name][i] for input_name in self.input_names]
                 digests[name] = _digest(rows)
                 # Resume only where the results come from this very input (same .om, same bytes).
                 if len(existing.get(name, {})) == len(self.outputs) and previous.get(name) == digests[name]:
@@ -166,10 +172,10 @@ class AisFilesSession(Session):
                             f"{missing[0][0]}_{missing[0][1]}.bin) in {self.output_root}; rerun to resume")
         if not self.keep_files:
             shutil.rmtree(self.input_root, ignore_errors=True)
-        for names in order:
+        for names, real in zip(order, real_sizes):
             self.images += len(names)
-            yield names, {out.name: np.stack([out.read(results[n][i]) for n in names])
-                          for i, out in enumerate(self.outputs)}
+            outputs = {out.name: np.stack([out.read(results[n][i]) for n in names]) for i, out in enumerate(self.outputs)}
+            yield names, self.fixed_axes.trim(outputs, real) if self.fixed_axes else outputs
 
     def throughput_fps(self) -> float | None:
         return self.fps

@@ -17,7 +17,7 @@ import numpy as np
 from modelzoo.backends.ascend.ais_cli import ais_bench_command, ais_failure
 from modelzoo.backends.ascend.ais_parse import execution_times_ms, parse_console
 from modelzoo.backends.ascend.tools import run_tool
-from modelzoo.backends.base import Session
+from modelzoo.backends.base import FixedAxes, Session
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
 
@@ -46,6 +46,8 @@ class AisStreamSession(Session):
         # The base class pads a short last batch up to this: the compiled batch, or for a
         # dynamic-batch .om the run's own gear, so that every execution has the same batch.
         self.static_batch = batch_size
+        # Dynamic axes: the .om is compiled at their largest sizes, every batch padded up to them.
+        self.fixed_axes = FixedAxes(manifest, manifest.largest_sizes()) if manifest.axes else None
         self.dynamic = dynamic
         self.mode = "dymbatch" if dynamic else "static"
         self.devices = devices

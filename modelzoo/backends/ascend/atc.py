@@ -38,11 +38,12 @@ _PID_PREFIX = re.compile(r"\[PID: \d+\] [0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9:.]+ ")
 
 
 def input_shape_arg(manifest: Manifest, batch: int | None) -> str:
-    """`name:n,c,h,w;name2:...`, the batch axis (a named axis) as -1 when batch is None."""
+    """`name:n,c,h,w;name2:...`, the batch axis (a named axis) as -1 when batch is None, and the
+    declared dynamic axes at their largest size (see Manifest.largest_sizes)."""
     parts = []
     for tensor in manifest.inputs:
-        dims = [("-1" if batch is None else str(batch)) if isinstance(d, str) else str(d)
-                for d in tensor.shape]
+        shape = tensor.concrete_shape(-1 if batch is None else batch, manifest.largest_sizes())
+        dims = [str(d) for d in shape]
         parts.append(f"{tensor.name}:{','.join(dims)}")
     return ";".join(parts)
 

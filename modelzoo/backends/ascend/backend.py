@@ -122,8 +122,10 @@ class AscendBackend(Backend):
         artifacts.onnx(None if settings.dynamic_batch else batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
-                  warmup: int, iters: int) -> dict[str, float | str | None]:
+                  warmup: int, iters: int, sizes: dict[str, int] | None = None) -> dict[str, float | str | None]:
         """ais_bench's own figures on all-zero input (`--loop iters`; it warms up by itself).
+
+        Dynamic axes run at the sizes the .om was compiled for (their largest), whatever `sizes` asks.
 
         fps is ais_bench's throughput line (batch / mean NPU compute time, summed over devices);
         latency percentiles are its NPU compute times (it prints no p90).

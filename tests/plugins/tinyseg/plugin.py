@@ -1,6 +1,6 @@
 """A tiny segmenter used by the tests, built only from the public plugin API.
 
-Each pixel of a 32x32 picture gets class scores. The plugin brings its own task (task.py):
+Each pixel of a picture of 8x8 to 64x64 gets class scores. The plugin brings its own task (task.py):
 pictures with PNG masks, run-length masks as records, mean IoU and pixel accuracy.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from modelzoo.api import ModelEntry, hookimpl
-from tests.plugins.tinyseg.task import CLASSES, HERE, MANIFEST, Segmentation, preprocess
+from tests.plugins.tinyseg.task import CLASSES, HERE, MANIFEST, Segmentation, collate, preprocess
 
 
 def build(variant: str) -> torch.nn.Module:
@@ -27,4 +27,4 @@ def init_random(model: torch.nn.Module, seed: int) -> None:
 @hookimpl
 def modelzoo_register_models(register):
     register(ModelEntry(manifest=MANIFEST, build=build, init_random=init_random, preprocess=preprocess,
-                        task=Segmentation(CLASSES), demo_data=HERE / "demo"))
+                        task=Segmentation(CLASSES), collate=collate, demo_data=HERE / "demo"))

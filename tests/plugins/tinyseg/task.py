@@ -1,6 +1,7 @@
 """tinyseg's task, without torch (preprocess runs in worker processes): pictures with PNG masks of
-class indices, the per-pixel argmax as a run-length mask (postprocess), and mean IoU and pixel
-accuracy (evaluator).
+class indices at their own sizes (preprocess passes each picture's size on as its meta), a batch
+padded to its largest picture (collate), the per-pixel argmax cropped back to the picture as a
+run-length mask (postprocess), and mean IoU and pixel accuracy (evaluator).
 """
 from __future__ import annotations
 
@@ -15,15 +16,30 @@ from modelzoo.api import Dataset, Sample, UserError, load_manifest
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = load_manifest(HERE / "plugin.toml")
-CLASSES, HEIGHT, WIDTH = MANIFEST.outputs[0].shape[1:]
+CLASSES = MANIFEST.outputs[0].shape[1]
+HEIGHT, WIDTH = MANIFEST.axes["height"], MANIFEST.axes["width"]
 
 
-def preprocess(path: Path) -> np.ndarray:
+def preprocess(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """The picture at its own size (resized to the example size when outside the axes' bounds), and
+    that size as the meta, [height, width]."""
     with Image.open(path) as image:
         rgb = image.convert("RGB")
-        if rgb.size != (WIDTH, HEIGHT):
-            rgb = rgb.resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
-    return ((np.asarray(rgb, dtype=np.float32) / 255 - 0.5) / 0.25).transpose(2, 0, 1).copy()
+        if not (HEIGHT.min <= rgb.height <= HEIGHT.max and WIDTH.min <= rgb.width <= WIDTH.max):
+            rgb = rgb.resize((WIDTH.example, HEIGHT.example), Image.Resampling.BILINEAR)
+    pixels = ((np.asarray(rgb, dtype=np.float32) / 255 - 0.5) / 0.25).transpose(2, 0, 1).copy()
+    return pixels, {"size": [rgb.height, rgb.width]}
+
+
+def collate(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Pictures padded at the bottom and right with the axes' pad (0) to the batch's largest."""
+    height = max(row["pixels"].shape[1] for row in rows)
+    width = max(row["pixels"].shape[2] for row in rows)
+    batch = np.full((len(rows), 3, height, width), HEIGHT.pad, dtype=np.float32)
+    for i, row in enumerate(rows):
+        _, h, w = row["pixels"].shape
+        batch[i, :, :h, :w] = row["pixels"]
+    return {"pixels": batch}
 
 
 def encode(mask: np.ndarray) -> dict[str, Any]:
@@ -70,8 +86,10 @@ class Segmentation:
             samples.append(Sample(image.stem, image, str(mask.resolve())))
         return Dataset(Path(directory).resolve(), samples, files={"masks": str(masks.resolve())})
 
-    def postprocess(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        return [encode(mask) for mask in outputs["logits"].argmax(1)]
+    def postprocess(self, outputs: dict[str, np.ndarray], metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each mask cropped to its picture (the batch was padded to its largest)."""
+        return [encode(mask[:meta["size"][0], :meta["size"][1]])
+                for mask, meta in zip(outputs["logits"].argmax(1), metas)]
 
     def evaluator(self) -> MeanIoU:
         return MeanIoU(self.num_classes)

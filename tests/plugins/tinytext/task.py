@@ -1,5 +1,5 @@
 """tinytext's task, without torch (preprocess runs in worker processes): a JSONL dataset, a
-word-hashing tokenizer (preprocess), padding to the manifest's length (collate), the predicted
+word-hashing tokenizer (preprocess), padding to the batch's longest text (collate), the predicted
 label (postprocess), and accuracy and macro-F1 (evaluator).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from modelzoo.api import Dataset, Sample, UserError, load_manifest
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = load_manifest(HERE / "plugin.toml")
-LENGTH = MANIFEST.inputs[0].shape[1]
+SEQ = MANIFEST.axes["seq"]
 VOCAB = MANIFEST.inputs[0].range[1]
 CLASSES = MANIFEST.outputs[0].shape[1]
 SAMPLES_FILE = "samples.jsonl"
@@ -31,15 +31,18 @@ def tokenize(text: str) -> list[int]:
 
 
 def preprocess(text: str) -> dict[str, np.ndarray]:
-    """The text's token ids, as long as the text: collate pads or cuts them to the model's length."""
-    return {"input_ids": np.array(tokenize(text), dtype=np.int64)}
+    """The text's token ids, at most the model's longest (the `seq` axis's max)."""
+    return {"input_ids": np.array(tokenize(text)[:SEQ.max], dtype=np.int64)}
 
 
 def collate(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    ids = np.zeros((len(rows), LENGTH), dtype=np.int64)
-    mask = np.zeros((len(rows), LENGTH), dtype=np.int64)
+    """Token ids padded with 0 to the batch's longest text (at least the axis's min), and the mask
+    that tells the model which positions are real."""
+    length = max(SEQ.min, *(len(row["input_ids"]) for row in rows))
+    ids = np.zeros((len(rows), length), dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
     for i, row in enumerate(rows):
-        tokens = row["input_ids"][:LENGTH]
+        tokens = row["input_ids"]
         ids[i, :len(tokens)] = tokens
         mask[i, :len(tokens)] = 1
     return {"input_ids": ids, "attention_mask": mask}
