@@ -75,7 +75,12 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     run_start = time.perf_counter()
     _check_options(opts)
     entry = registry.model(opts.model)
-    cluster = connect(opts.engine, opts.address)
+    with connect(opts.engine, opts.address) as cluster:  # closed on every path, errors included
+        return _run_connected(registry, entry, cluster, opts, run_start)
+
+
+def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOptions, run_start: float) -> dict:
+    """run() with the cluster for --engine ray connected (None for the local engine)."""
     backend, backend_choice = _choose_backend(registry, cluster, opts)
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
@@ -289,30 +294,27 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
     """The cluster's counterpart of the local loop in run(): (stages, inferred, measured, cluster report)."""
     from modelzoo.engines.ray_run import ClusterInference
 
+    if not todo:
+        return {}, 0, None, None
+    started = time.perf_counter()
+    work = ClusterInference(cluster, entry, backend, artifacts, settings, opts.batch_size,
+                            opts.actors_per_node, opts.ship_data)
+    timings = artifacts.cache.timings
+    stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
     try:
-        if not todo:
-            return {}, 0, None, None
-        started = time.perf_counter()
-        work = ClusterInference(cluster, entry, backend, artifacts, settings, opts.batch_size,
-                                opts.actors_per_node, opts.ship_data)
-        timings = artifacts.cache.timings
-        stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
-        try:
-            stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
-            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), first_result)
-        finally:
-            work.close()
-        stages["preprocess_and_infer"] = work.wall
-        measured = {"throughput_fps": work.throughput_fps(),
-                    "e2e_fps": inferred / work.wall if inferred and work.wall else None,
-                    "precision": work.precision[0] if work.precision else None,
-                    "precision_note": work.precision[1] if work.precision else None,
-                    # Not measured on a cluster: the sessions run on other nodes.
-                    "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
-                    "preprocessing": {"workers": 0, "in": "each actor's own thread"}}
-        return stages, inferred, measured, work.report()
+        stream = work.stream(todo, opts.skip_invalid, results.add_skipped)
+        inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), first_result)
     finally:
-        cluster.close()
+        work.close()
+    stages["preprocess_and_infer"] = work.wall
+    measured = {"throughput_fps": work.throughput_fps(),
+                "e2e_fps": inferred / work.wall if inferred and work.wall else None,
+                "precision": work.precision[0] if work.precision else None,
+                "precision_note": work.precision[1] if work.precision else None,
+                # Not measured on a cluster: the sessions run on other nodes.
+                "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
+                "preprocessing": {"workers": 0, "in": "each actor's own thread"}}
+    return stages, inferred, measured, work.report()
 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.
