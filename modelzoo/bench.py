@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from modelzoo.artifacts import Artifacts
+from modelzoo.autochoice import measurement_key, record_figure
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
@@ -66,6 +67,9 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
             figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
                                         warmup, iters)
             rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures})
+            # `run --backend auto` at this batch size and precision takes this figure instead of probing.
+            record_figure(cache.root, measurement_key(entry, bs, precision), backend, figures["fps"],
+                          figures["precision"], f"modelzoo bench ({output / 'bench.json'})")
             log.info("bench %s %s bs%d: %.2f img/s", name, figures["precision"], bs, figures["fps"])
     versions = {}
     for name in dict.fromkeys(n for n, _ in chosen):

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from modelzoo import __version__
+from modelzoo import __version__, autochoice
 from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, on_parity_inputs
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
@@ -81,24 +81,20 @@ def run(registry: Registry, opts: RunOptions) -> dict:
 
 def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOptions, run_start: float) -> dict:
     """run() with the cluster for --engine ray connected (None for the local engine)."""
-    backend, backend_choice = _choose_backend(registry, cluster, opts)
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
-    output = Path(opts.output or DEFAULT_OUTPUT_ROOT / manifest.name / f"{backend.name}-bs{opts.batch_size}")
-    report_path = output / "report.json"
     weights = resolve_weights(manifest, opts.weights)
-    _check_writable(output)
-    if weights.random:
-        print(_random_banner(manifest), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
-    upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
-    artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
-                          quiet=opts.quiet, upstream=upstream)
-
-    settings = _backend_settings(entry, opts, output)
-    backend.check_paths(settings, cache.root)  # before minutes of export and compile
-    results = _result_log(opts, entry, backend, weights, dataset, output)
-    todo = _still_to_do(dataset, results, opts.resume, output)
+    choice, artifacts, settings = _backend_for_run(registry, cluster, entry, weights, cache, opts)
+    backend, backend_choice, output = choice.backend, choice.report, settings.workdir
+    report_path = output / "report.json"
+    try:
+        results = _result_log(opts, entry, backend, weights, dataset, output)
+        todo = _still_to_do(dataset, results, opts.resume, output)
+    except BaseException:
+        if choice.session is not None:
+            choice.session.close()
+        raise
     log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
     marks: dict[str, float] = {}
@@ -109,7 +105,7 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
             cluster, entry, backend, artifacts, settings, todo, opts, results, first_result)
     else:
         stages, measured = _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results,
-                                          first_result)
+                                          first_result, choice.session)
     stages.update(marks)
     if measured is None:  # nothing left to run: keep what the run that did the work measured
         measured = _measured_before(report_path)
@@ -135,6 +131,30 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
     atomic_write_json(report_path, report)
     report["report_path"] = str(report_path)
     return report
+
+
+def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, cache: Cache, opts: RunOptions):
+    """(the backend choice, the artifacts the backend starts from, its settings, whose workdir is the
+    run's output folder: checked writable, named after the backend unless --output names it)."""
+    upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
+    artifacts_for = lambda backend: Artifacts(entry, weights, cache, variant=backend.export_variant,  # noqa: E731
+                                              simplify=opts.simplify, quiet=opts.quiet, upstream=upstream)
+    settings = _backend_settings(entry, opts, cache.root / "auto-probe")  # workdir: the output, once known
+    choice = _choose_backend(registry, cluster, entry, settings, artifacts_for, cache, opts)
+    try:
+        backend = choice.backend
+        output = Path(opts.output or DEFAULT_OUTPUT_ROOT / entry.name / f"{backend.name}-bs{opts.batch_size}")
+        _check_writable(output)
+        if weights.random:
+            print(_random_banner(entry.manifest), file=sys.stderr)
+        settings = replace(settings, workdir=output)
+        backend.check_paths(settings, cache.root)  # before minutes of export and compile
+    except BaseException:
+        if choice.session is not None:
+            choice.session.close()
+        raise
+    cache.timings.clear()  # what the probe built or found is in its own figure (backend_choice's probe_s)
+    return choice, choice.artifacts or artifacts_for(backend), settings
 
 
 def _check_options(opts: RunOptions) -> None:
@@ -217,14 +237,20 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
     return inferred
 
 
-def _choose_backend(registry: Registry, cluster, opts: RunOptions):
-    """The backend, and why it was chosen: on this host, or on the Ray cluster's nodes."""
+def _choose_backend(registry: Registry, cluster, entry: ModelEntry, settings: BackendSettings,
+                    artifacts_for, cache: Cache, opts: RunOptions) -> autochoice.Choice:
+    """The backend, and why it was chosen: named, measured fastest on this host (auto), or on the
+    Ray cluster's nodes."""
+    if cluster is None and opts.backend == "auto":
+        return autochoice.choose(registry, entry, opts.batch_size, settings, artifacts_for, cache.root)
     if cluster is None:
-        return registry.choose_backend(opts.backend, opts.precision)
-    backend = cluster.choose_backend(registry, opts.backend, opts.precision)
-    return backend, (f"--backend {opts.backend}" if opts.backend != "auto" else
-                     f"auto on the Ray cluster: {backend.name}, the highest-ranked backend whose accelerator "
-                     "the cluster has, else what auto picks on this host")
+        backend, why = registry.choose_backend(opts.backend, opts.precision)
+    else:
+        backend = cluster.choose_backend(registry, opts.backend, opts.precision)
+        why = (f"--backend {opts.backend}" if opts.backend != "auto" else
+               f"auto on the Ray cluster: {backend.name}, the highest-priority backend whose accelerator "
+               "the cluster has, else the highest-priority one available on this host")
+    return autochoice.Choice(backend, {"requested": opts.backend, "reason": why, "figures": None, "probe_s": None})
 
 
 def _random_banner(manifest) -> str:
@@ -248,16 +274,18 @@ def _still_to_do(dataset: Dataset, results: ResultLog, resume: bool, output: Pat
     return todo
 
 
-def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results, first_result):
-    """Preprocessing workers and one backend session on this host: (stages, measured figures, or
-    None when nothing was left to run)."""
+def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results, first_result, opened=None):
+    """Preprocessing workers and one backend session on this host (`opened`: auto's probed one):
+    (stages, measured figures, or None when nothing was left to run)."""
     manifest = entry.manifest
     workers = default_workers() if opts.workers is None else opts.workers
     input_names = [t.name for t in manifest.inputs]
     with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
                       plugin=manifest.plugin, threads=entry.preprocess_in_threads) as items:
         started = time.perf_counter()
-        session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+        if opened is not None and not todo:
+            opened.close()
+        session = (opened or backend.open(artifacts, opts.batch_size, settings)) if todo else None
         stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
         if session is None:
             return stages, None

@@ -123,27 +123,33 @@ class Registry:
         """The backend called `name`, or for "auto" the best available one that runs `precision`."""
         return self.choose_backend(name, precision)[0]
 
+    def candidates(self, precision: str) -> tuple[list[Backend], list[str]]:
+        """The available backends that run `precision` here, highest priority first, and those
+        passed over with the reason; a UserError when none is left."""
+        chosen, passed = [], []
+        for b in sorted(self.backends.values(), key=lambda b: -b.priority):
+            reason = "not available here" if b.unavailable_reason() else b.precision_problem(precision)
+            if reason is None:
+                chosen.append(b)
+            else:
+                passed.append(f"{b.name} ({reason})")
+        if not chosen:
+            raise UserError(f"no available backend runs {precision} here; see 'modelzoo list' for what each needs")
+        return chosen, passed
+
     def choose_backend(self, name: str, precision: str = "auto") -> tuple[Backend, str]:
         """The backend for `name` and `precision`, and why it was chosen (for the report).
 
-        "auto" takes the highest-ranked available backend that runs `precision` here; the ranks
-        follow the project's interleaved benchmarks (benchmarks/results), fastest first.
+        "auto" here takes the highest-priority available backend that runs `precision` (an
+        accelerator first); `modelzoo run` chooses among the same candidates by measurement
+        (modelzoo.autochoice).
         """
         from modelzoo.precision import unsupported
 
         if name == "auto":
-            ranked = sorted(self.backends.values(), key=lambda b: -b.priority)
-            passed = []
-            for b in ranked:
-                reason = "not available here" if b.unavailable_reason() else b.precision_problem(precision)
-                if reason is None:
-                    why = (f"auto: {b.name} is the highest-ranked available backend that runs {precision} "
-                           f"here (ranked by measured speed: {' > '.join(x.name for x in ranked)})")
-                    if passed:
-                        why += "; passed over: " + "; ".join(passed)
-                    return b, why
-                passed.append(f"{b.name} ({reason})")
-            raise UserError(f"no available backend runs {precision} here; see 'modelzoo list' for what each needs")
+            chosen, passed = self.candidates(precision)
+            why = f"auto: {chosen[0].name} is the highest-priority available backend that runs {precision} here"
+            return chosen[0], why + ("; passed over: " + "; ".join(passed) if passed else "")
         backend = self.backends.get(name)
         if backend is None:
             known = ", ".join(sorted(self.backends))
