@@ -7,10 +7,11 @@ import logging
 import platform
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib.metadata import packages_distributions, version
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -88,13 +89,9 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
     choice, artifacts, settings = _backend_for_run(registry, cluster, entry, weights, cache, opts)
     backend, backend_choice, output = choice.backend, choice.report, settings.workdir
     report_path = output / "report.json"
-    try:
+    with _closed_on_error(choice.session):
         results = _result_log(opts, entry, backend, weights, dataset, output)
         todo = _still_to_do(dataset, results, opts.resume, output)
-    except BaseException:
-        if choice.session is not None:
-            choice.session.close()
-        raise
     log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
              opts.batch_size, len(todo), dataset.root)
     marks: dict[str, float] = {}
@@ -141,20 +138,27 @@ def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, ca
                                               simplify=opts.simplify, quiet=opts.quiet, upstream=upstream)
     settings = _backend_settings(entry, opts, cache.root / "auto-probe")  # workdir: the output, once known
     choice = _choose_backend(registry, cluster, entry, settings, artifacts_for, cache, opts)
-    try:
-        backend = choice.backend
+    backend = choice.backend
+    with _closed_on_error(choice.session):
         output = Path(opts.output or DEFAULT_OUTPUT_ROOT / entry.name / f"{backend.name}-bs{opts.batch_size}")
         _check_writable(output)
         if weights.random:
             print(_random_banner(entry.manifest), file=sys.stderr)
         settings = replace(settings, workdir=output)
         backend.check_paths(settings, cache.root)  # before minutes of export and compile
-    except BaseException:
-        if choice.session is not None:
-            choice.session.close()
-        raise
     cache.timings.clear()  # what the probe built or found is in its own figure (backend_choice's probe_s)
     return choice, choice.artifacts or artifacts_for(backend), settings
+
+
+@contextmanager
+def _closed_on_error(session) -> Iterator[None]:
+    """auto's probed session, open until the run takes it over, is closed if the run stops first."""
+    try:
+        yield
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise
 
 
 def _check_options(opts: RunOptions) -> None:
