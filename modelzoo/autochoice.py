@@ -4,11 +4,12 @@ precision and host.
 A host with an accelerator (an Ascend NPU) gets that backend without measuring: it is what the
 host is for. Otherwise each available backend that runs the precision has a figure: from the
 record kept in the artifact cache for this key (an earlier probe, or an earlier `modelzoo bench`),
-or from a probe now. A probe opens the backend's session (its export, compile and quantisation
-are cached artifacts, shared with the run) and runs the model's example inputs at the run's batch
-size: one warm-up batch, then PROBE_SECONDS of batches (at least PROBE_MIN_BATCHES). The winner's
-probed session is handed to the run, so the probe adds the other backends' opens and their
-PROBE_SECONDS; `backend_choice` in report.json states the figures and what the probe cost.
+or from a probe now. A probe opens the backends' sessions (their exports, compiles and
+quantisations are cached artifacts, shared with the run) and runs the model's example inputs at the
+run's batch size: one warm-up batch each, then PROBE_SECONDS of batches each, in PROBE_ROUNDS turns
+(the median round counts). The winner's probed session is handed to the run, so the probe adds the
+other backends' opens and PROBE_SECONDS per backend; `backend_choice` in report.json states the
+figures and what the probe cost.
 
 A figure is kept per backend with the versions of the libraries it ran on: after an upgrade that
 backend is measured again. Its key: a digest of the model (plugin code, tensors, export settings),
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROBE_SECONDS = 1.0      # timed batches per probed backend, after its warm-up batch
-PROBE_MIN_BATCHES = 2    # a backend slower than this many batches per PROBE_SECONDS still runs them
+PROBE_SECONDS = 1.5      # timed batches per probed backend, after its warm-up batch
+PROBE_ROUNDS = 3         # the backends take turns, each round a third of PROBE_SECONDS
 STORE = "auto-choice"    # the records' folder in the artifact cache
 
 
@@ -89,23 +91,37 @@ def record_figure(cache_root: Path, key: dict, backend: Backend, fps: float, pre
     atomic_write_json(path, record)
 
 
-def probe(session: Session, artifacts: Artifacts, batch_size: int) -> float:
-    """Images/s of an open session on the model's example inputs; its figures are reset after."""
-    batch = Batch([f"probe{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, seed=0))
-    for _ in session.run([batch]):  # warm-up: first-run allocations and kernel choices
-        pass
+def probe(sessions: dict[str, tuple[Session, Artifacts]], batch_size: int) -> dict[str, float]:
+    """Images/s of each open session on the model's example inputs; their figures are reset after.
+
+    The sessions take turns, PROBE_ROUNDS rounds of PROBE_SECONDS / PROBE_ROUNDS each, and each
+    keeps its median round: a neighbour that loads the host for a moment slows them alike.
+    """
+    batches = {name: Batch([f"probe{i}" for i in range(batch_size)], artifacts.example_inputs(batch_size, seed=0))
+               for name, (_, artifacts) in sessions.items()}
+    for name, (session, _) in sessions.items():
+        for _ in session.run([batches[name]]):  # warm-up: first-run allocations and kernel choices
+            pass
+    rounds: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(PROBE_ROUNDS):
+        for name, (session, _) in sessions.items():
+            rounds[name].append(_timed(session, batches[name], PROBE_SECONDS / PROBE_ROUNDS))
+    return {name: statistics.median(figures) for name, figures in rounds.items()}
+
+
+def _timed(session: Session, batch: Batch, seconds: float) -> float:
+    """Images/s of `session` running `batch` for `seconds` (at least one batch)."""
     session.reset_figures()
     start = time.perf_counter()
 
     def timed():
-        sent = 0
-        while sent < PROBE_MIN_BATCHES or time.perf_counter() - start < PROBE_SECONDS:
-            sent += 1
+        yield batch
+        while time.perf_counter() - start < seconds:
             yield batch
 
     for _ in session.run(timed()):
         pass
-    fps = bench_figures([start, *sorted(session.finished_at)], session.latencies_s, batch_size, 0,
+    fps = bench_figures([start, *sorted(session.finished_at)], session.latencies_s, len(batch.keys), 0,
                         session.in_flight)["fps"]
     session.reset_figures()
     return fps
@@ -124,32 +140,29 @@ def choose(registry: Registry, entry: ModelEntry, batch_size: int, settings: Bac
     key = measurement_key(entry, batch_size, settings.precision)
     figures = read_figures(cache_root, key, candidates)
     started = time.perf_counter()
-    kept: tuple[Backend, Artifacts, Session, float] | None = None  # the fastest probed so far, open
-    for backend in (b for b in candidates if b.name not in figures):
-        artifacts = artifacts_for(backend)
-        session = backend.open(artifacts, batch_size, settings)
-        try:
-            fps = probe(session, artifacts, batch_size)
-        except BaseException:
+    opened: dict[str, tuple[Session, Artifacts]] = {}
+    try:
+        for backend in (b for b in candidates if b.name not in figures):
+            artifacts = artifacts_for(backend)
+            opened[backend.name] = (backend.open(artifacts, batch_size, settings), artifacts)
+        measured = probe(opened, batch_size) if opened else {}
+    except BaseException:
+        for session, _ in opened.values():
             session.close()
-            raise
-        log.info("auto: %s runs %.1f samples/s at batch size %d", backend.name, fps, batch_size)
-        record_figure(cache_root, key, backend, fps, session.precision, "probe")
+        raise
+    for backend in (b for b in candidates if b.name in measured):
+        log.info("auto: %s runs %.1f samples/s at batch size %d", backend.name, measured[backend.name], batch_size)
+        record_figure(cache_root, key, backend, measured[backend.name], opened[backend.name][0].precision, "probe")
         figures.update(read_figures(cache_root, key, [backend]))
-        if kept is None or fps > kept[3]:
-            if kept is not None:
-                kept[2].close()
-            kept = (backend, artifacts, session, fps)
-        else:
-            session.close()
-    probe_s = time.perf_counter() - started if kept else 0.0
+    probe_s = time.perf_counter() - started if opened else 0.0
     winner = max(candidates, key=lambda b: figures[b.name]["fps"])
+    for name, (session, _) in opened.items():
+        if name != winner.name:
+            session.close()
     report = _report(entry, winner, batch_size, settings.precision, figures, probe_s, passed)
-    if kept is None or kept[0] is not winner:  # a recorded figure beat every probed one
-        if kept is not None:
-            kept[2].close()
-        return Choice(winner, report)
-    return Choice(winner, report, kept[1], kept[2])
+    if winner.name in opened:
+        return Choice(winner, report, opened[winner.name][1], opened[winner.name][0])
+    return Choice(winner, report)
 
 
 def _report(entry: ModelEntry, winner: Backend, batch_size: int, precision: str, figures: dict[str, dict],
