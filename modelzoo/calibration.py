@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from modelzoo.errors import UserError
 from modelzoo.tasks import Dataset, Sample, samples_digest
+from modelzoo.text import plural
 
 if TYPE_CHECKING:
     from modelzoo.backends.base import Arrays
@@ -46,7 +47,7 @@ class Calibration:
             log.info("int8 calibration on %d of the samples being scored, in %s (--calibration-data DIR "
                      "keeps them apart)", len(self.samples), self.root)
         else:
-            log.info("int8 calibration on %d samples from %s", len(self.samples), self.root)
+            log.info("int8 calibration on %s from %s", plural(len(self.samples), "sample"), self.root)
 
     def __iter__(self) -> Iterator[Arrays]:
         """Model inputs, one sample each; iterable again, as a quantiser makes several passes.
@@ -93,5 +94,5 @@ def choose_calibration(entry: ModelEntry, count: int, calibration_data: Path | N
     n = min(count, len(samples))
     picked = tuple(samples[i * len(samples) // n] for i in range(n))
     if n < count:
-        log.info("int8 calibration: %s holds %d samples, fewer than --calibration %d", root, n, count)
+        log.info("int8 calibration: %s holds %s, fewer than --calibration %d", root, plural(n, "sample"), count)
     return Calibration(picked, source, root.resolve(), entry)

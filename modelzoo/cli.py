@@ -17,6 +17,19 @@ log = logging.getLogger("modelzoo")
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a reader gone away is met inside the try
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe (`modelzoo list | head -1`): it has what it wanted. Point stdout
+        # at devnull so that the interpreter's last flush does not fail again (Python's signal docs).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.disable_plugin:  # through the environment, so that subprocesses (zoo CI probes) honour it too
@@ -25,14 +38,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="modelzoo: %(message)s", stream=sys.stderr)
     try:
         code = args.func(args)
-    except UserError as exc:
+    except (UserError, PluginError) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except PluginError as exc:
-        traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        # A plugin's error is one line too; its traceback is for the plugin's author, on asking.
+        hint = "" if args.debug or isinstance(exc, UserError) else " (pass --debug for the plugin's traceback)"
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -40,15 +51,55 @@ def main(argv: list[str] | None = None) -> int:
     return code or 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line (`modelzoo run: error: argument --bs: ...`) and exit 2: the usage
+    block it would print hides the line that matters; `--help` still shows it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+    return value
+
+
+def _device_ids(text: str) -> str:
+    """An argparse type: accelerator device ids like 0 or 0,1 (kept as written, for the backend)."""
+    from modelzoo.backends.ascend.tools import parse_devices
+
+    try:
+        parse_devices(text)
+    except UserError:
+        raise argparse.ArgumentTypeError(f"expected distinct device ids (0..255) like 0 or 0,1, "
+                                         f"got {text!r}") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bars or info lines")
     common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     common.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
                         help="do not load this plugin (repeatable; also $MODELZOO_DISABLE_PLUGINS=a,b)")
 
-    parser = argparse.ArgumentParser(prog="modelzoo", parents=[common],
-                                     description="Run, evaluate and convert ModelZoo models.")
+    parser = OneLineParser(prog="modelzoo", parents=[common],
+                           description="Run, evaluate and convert ModelZoo models.")
     parser.add_argument("--version", action="version", version=f"modelzoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -91,8 +142,9 @@ def _preprocess_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset dir, in the model's task layout")
     p.add_argument("--save-bin", type=Path, required=True, help="output dir for the .bin files")
     p.add_argument("--skip-invalid", action="store_true", help="skip unreadable images")
-    p.add_argument("--workers", type=int, help="preprocessing workers (processes, or threads where the "
-                                               "plugin says its preprocess releases the GIL)")
+    p.add_argument("--workers", type=non_negative_int,
+                   help="preprocessing workers (processes, or threads where the plugin says its preprocess "
+                        "releases the GIL)")
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -100,7 +152,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     _weights_arg(p)
     p.add_argument("--output", type=Path, required=True, help="ONNX file to write")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--bs", type=int, help="static batch size")
+    group.add_argument("--bs", type=positive_int, help="static batch size")
     group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
@@ -126,21 +178,22 @@ def _source_args(p: argparse.ArgumentParser) -> None:
 def _run_args(p: argparse.ArgumentParser) -> None:
     """`modelzoo run`: what to run, where, on which backend and engine."""
     p.add_argument("model")
-    p.add_argument("--bs", "--batchsize", dest="bs", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--bs", "--batchsize", dest="bs", type=positive_int, default=1, help="batch size (default 1)")
     p.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, ...")
     _weights_arg(p)
     p.add_argument("--data", type=Path, help="dataset dir in the model's task layout (classification: "
                                              "DIR/images + DIR/val_label.txt, or a flat image dir with "
                                              "--labels; default: the demo set)")
     p.add_argument("--labels", type=Path, help="target file (classification: '<image file name> <class>' lines)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N samples")
-    p.add_argument("--output", type=Path, help="output dir (default ./modelzoo-out/MODEL/BACKEND-bsN)")
+    p.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
+    p.add_argument("--output", type=Path, help="output dir (default ./modelzoo-out/MODEL/BACKEND-bsN-DATA[-firstN], "
+                                               "DATA: demo, or the data folder's name and a digest of its path)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip unreadable images (listed in report.json) instead of stopping")
-    p.add_argument("--workers", type=int, help="preprocessing workers: processes, or threads where the "
-                                               "plugin says its preprocess releases the GIL (default: cores, "
-                                               "at most 4; 0 = in the main thread)")
+    p.add_argument("--workers", type=non_negative_int,
+                   help="preprocessing workers: processes, or threads where the plugin says its preprocess "
+                        "releases the GIL (default: cores, at most 4; 0 = in the main thread)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     _model_source_args(p)
     _precision_args(p)
@@ -149,7 +202,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                        help="continue an interrupted run in --output (also the default on a rerun)")
     again.add_argument("--fresh", action="store_true", help="discard earlier results in --output")
     target = p.add_argument_group("accelerator options (ascend)")
-    target.add_argument("--device", default="0", help="device id(s), e.g. 0 or 0,1 (default 0)")
+    target.add_argument("--device", type=_device_ids, default="0", help="device id(s), e.g. 0 or 0,1 (default 0)")
     target.add_argument("--soc-version", help="chip to compile for, e.g. Ascend310P3 (default: from npu-smi)")
     target.add_argument("--dynamic-batch", type=_batch_list, metavar="1,4,8",
                         help="compile once for these batch sizes (atc --dynamic_batch_size)")
@@ -158,7 +211,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                              "InferSession (default when importable)")
     target.add_argument("--keep-bin", action="store_true", help="keep the input .bin files of --io files")
     cluster = _engine_args(p)
-    cluster.add_argument("--actors-per-node", type=int, metavar="N",
+    cluster.add_argument("--actors-per-node", type=positive_int, metavar="N",
                          help="sessions per CPU node (default 1; Ascend nodes get one per NPU)")
     cluster.add_argument("--ship-data", action="store_true",
                          help="send the images to the nodes as bytes (default: read from --data, "
@@ -174,18 +227,18 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compare", action="store_true", help="add the torch eager reference")
     p.add_argument("--precision", default="auto", metavar="auto|fp32,bf16,int8|all",
                    help="precision(s), comma-separated, or all that each backend runs here (default auto)")
-    p.add_argument("--calibration", type=int, default=300, metavar="N",
+    p.add_argument("--calibration", type=positive_int, default=300, metavar="N",
                    help="int8: calibration images (default 300)")
     p.add_argument("--calibration-data", type=Path, metavar="DIR",
                    help="int8: calibrate on these images (default: the demo set)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
-    p.add_argument("--iters", "--loop", dest="iters", type=int, default=10,
+    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed iterations first (default 2)")
+    p.add_argument("--iters", "--loop", dest="iters", type=positive_int, default=10,
                    help="timed iterations (default 10)")
     _weights_arg(p)
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/bench"),
                    help="where bench.json, bench.md and bench.png go (default ./modelzoo-out/bench)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
-    p.add_argument("--device", default="0", help="accelerator device id (default 0)")
+    p.add_argument("--device", type=_device_ids, default="0", help="accelerator device id (default 0)")
     p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
 
 
@@ -208,11 +261,11 @@ def _precision_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default): the backend's native fast precision here (OpenVINO: bf16 on CPUs "
                         "with avx512_bf16/amx, else fp32; Ascend: fp16); fp32 exact; int8 quantised")
-    p.add_argument("--calibration", type=int, default=300, metavar="N",
+    p.add_argument("--calibration", type=positive_int, default=300, metavar="N",
                    help="int8: calibration images taken from --data (default 300)")
     p.add_argument("--calibration-data", type=Path, metavar="DIR",
                    help="int8: calibrate on these images instead, never the ones being scored")
-    p.add_argument("--agreement-samples", type=int, default=64, metavar="N",
+    p.add_argument("--agreement-samples", type=non_negative_int, default=64, metavar="N",
                    help="reduced precisions: compare the first N images with fp32 torch (default 64, 0: off)")
 
 
@@ -368,8 +421,6 @@ def cmd_bench(args) -> None:
     from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT, load_dataset
     from modelzoo.precision import parse_precisions
 
-    if args.iters < 1 or args.warmup < 0:
-        raise UserError("--iters must be at least 1 and --warmup at least 0")
     registry = _registry(args)
     precisions = None if args.precision == "all" else parse_precisions(args.precision)
     # auto is resolved per precision: the best available backend that runs the first one asked for

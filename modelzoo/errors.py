@@ -21,8 +21,8 @@ class Interrupted(UserError):
 
 
 class PluginError(Exception):
-    """A plugin failed to load or raised in a hook. The message names the plugin and the hook, and
-    the CLI shows the traceback too (without --debug): the fix is in the plugin's own code.
+    """A plugin failed to load or raised in a hook. The message names the plugin and the hook; the
+    CLI prints it as one line that points to --debug, which shows the plugin's traceback.
     `plugin`: the plugin's name, where a plugin that fails at start-up is left out (see
     modelzoo.plugins) and named in a warning instead."""
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import platform
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
+from modelzoo.data import screen_images
 from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
@@ -30,7 +33,8 @@ from modelzoo.resume import ResultLog
 from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Preprocessor, batches, default_workers
-from modelzoo.weights import RANDOM_BANNER, resolve_weights, weights_dir
+from modelzoo.text import plural
+from modelzoo.weights import RANDOM_BANNER, RANDOM_LINE, resolve_weights, weights_dir
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +88,17 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
     """run() with the cluster for --engine ray connected (None for the local engine)."""
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
+    dataset, unreadable = _screened(dataset, opts.skip_invalid)
     weights = resolve_weights(manifest, opts.weights)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
-    choice, artifacts, settings = _backend_for_run(registry, cluster, entry, weights, cache, opts)
+    choice, artifacts, settings = _backend_for_run(registry, cluster, entry, weights, cache, dataset, opts)
     backend, backend_choice, output = choice.backend, choice.report, settings.workdir
     report_path = output / "report.json"
     with _closed_on_error(choice.session):
         results = _result_log(opts, entry, backend, weights, dataset, output)
         todo = _still_to_do(dataset, results, opts.resume, output)
-    log.info("model %s, backend %s, batch size %d, %d samples from %s", manifest.name, backend.name,
-             opts.batch_size, len(todo), dataset.root)
+    log.info("model %s, backend %s, batch size %d, %s from %s", manifest.name, backend.name,
+             opts.batch_size, plural(len(todo), "sample"), dataset.root)
     marks: dict[str, float] = {}
     first_result = lambda: marks.setdefault("first_result_after_start", time.perf_counter() - run_start)
     cluster_report = None
@@ -104,8 +109,8 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
         stages, measured = _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results,
                                           first_result, choice.session)
     stages.update(marks)
-    if measured is None:  # nothing left to run: keep what the run that did the work measured
-        measured = _measured_before(report_path)
+    # Nothing left to run: keep what the run that did the work measured, and say when that was.
+    measured, earlier = (measured, None) if measured is not None else _measured_before(report_path)
     post_start = time.perf_counter()
     records = {s.key: results.records[s.key] for s in dataset.samples if s.key in results.records}
     metrics = evaluate(entry, dataset, records)
@@ -113,7 +118,7 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
     report = {
         **_what_ran(opts, entry, backend, backend_choice),
         "images": len(records),
-        "skipped": results.skipped,
+        "skipped": unreadable + results.skipped,
         **{key: metrics.get(key) for key in task.report_keys},
         "metrics": metrics,
         **measured,
@@ -121,16 +126,27 @@ def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOpti
         "stages_s": stages,
         "peak_rss_mb": peak_rss_mb(),
         "resumed_images": len(dataset.samples) - len(todo),
+        "figures_from_earlier_run": earlier,
         **({"cluster": cluster_report} if cluster_report else {}),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(output / "predictions.json", records)
+    return _write(report, records, report_path)
+
+
+def _write(report: dict, records: dict, report_path: Path) -> dict:
+    """predictions.json and report.json beside it; a run that scored nothing fails, after writing
+    the report that lists what it skipped."""
+    atomic_write_json(report_path.with_name("predictions.json"), records)
     atomic_write_json(report_path, report)
     report["report_path"] = str(report_path)
+    if not records:
+        raise UserError(f"no sample was scored: all {len(report['skipped'])} were skipped as unreadable "
+                        f"(listed in {report_path}); check --data")
     return report
 
 
-def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, cache: Cache, opts: RunOptions):
+def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, cache: Cache, dataset: Dataset,
+                     opts: RunOptions):
     """(the backend choice, the artifacts the backend starts from, its settings, whose workdir is the
     run's output folder: checked writable, named after the backend unless --output names it)."""
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
@@ -140,10 +156,10 @@ def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, ca
     choice = _choose_backend(registry, cluster, entry, settings, artifacts_for, cache, opts)
     backend = choice.backend
     with _closed_on_error(choice.session):
-        output = Path(opts.output or DEFAULT_OUTPUT_ROOT / entry.name / f"{backend.name}-bs{opts.batch_size}")
-        _check_writable(output)
+        output = Path(opts.output or default_output(entry.name, backend.name, opts.batch_size, dataset, opts.limit))
+        _check_writable(output)  # the first thing that touches the output folder: every check is done
         if weights.random:
-            print(_random_banner(entry.manifest), file=sys.stderr)
+            print(_random_banner(entry.manifest, opts.quiet), file=sys.stderr)
         settings = replace(settings, workdir=output)
         backend.check_paths(settings, cache.root)  # before minutes of export and compile
     cache.timings.clear()  # what the probe built or found is in its own figure (backend_choice's probe_s)
@@ -162,10 +178,39 @@ def _closed_on_error(session) -> Iterator[None]:
 
 
 def _check_options(opts: RunOptions) -> None:
-    if opts.batch_size < 1:
-        raise UserError(f"--bs must be at least 1, got {opts.batch_size}")
-    if opts.actors_per_node is not None and opts.actors_per_node < 1:
-        raise UserError(f"--actors-per-node must be at least 1, got {opts.actors_per_node}")
+    """The CLI checks these as it parses them; here for callers of run() from Python."""
+    for flag, value, least in (("--bs", opts.batch_size, 1), ("--limit", opts.limit, 1),
+                               ("--workers", opts.workers, 0), ("--calibration", opts.calibration, 1),
+                               ("--agreement-samples", opts.agreement_samples, 0),
+                               ("--actors-per-node", opts.actors_per_node, 1)):
+        if value is not None and value < least:
+            raise UserError(f"{flag} must be at least {least}, got {value}")
+
+
+def _screened(dataset: Dataset, skip_invalid: bool) -> tuple[Dataset, list[dict[str, str]]]:
+    """The dataset without the image files whose header says they are none, and their skip records;
+    before any export, so that a bad file costs no minutes of work."""
+    kept, skipped = screen_images(dataset.samples, skip_invalid)
+    if not kept:
+        raise UserError(f"no sample left to evaluate: all {len(skipped)} in {dataset.root} are unreadable, "
+                        f"e.g. {skipped[0]['source']}; check --data")
+    if skipped:
+        log.info("skipping %s whose header is not an image's (--skip-invalid)", plural(len(skipped), "file"))
+    return replace(dataset, samples=kept), skipped
+
+
+def default_output(model: str, backend: str, batch_size: int, dataset: Dataset, limit: int | None = None) -> Path:
+    """modelzoo-out/MODEL/BACKEND-bsN-DATA[-firstN]: DATA is `demo`, or the data folder's name and a
+    digest of where it is (and of the other files it was read from), so that runs on other data never
+    share a folder while a rerun on the same data (and --limit) resumes in it."""
+    if dataset.demo:
+        data = "demo"
+    else:
+        where = json.dumps([str(Path(dataset.root).resolve()), sorted(dataset.files.items())])
+        name = re.sub(r"[^a-z0-9]+", "-", Path(dataset.root).name.lower()).strip("-")[:24] or "data"
+        data = f"{name}-{hashlib.sha256(where.encode()).hexdigest()[:6]}"
+    first = f"-first{limit}" if limit is not None else ""
+    return DEFAULT_OUTPUT_ROOT / model / f"{backend}-bs{batch_size}-{data}{first}"
 
 
 def _result_log(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset, output: Path) -> ResultLog:
@@ -212,6 +257,9 @@ def load_dataset(entry: ModelEntry, data: Path | None, labels: Path | None, limi
         if entry.demo_data is None:
             raise UserError(f"model '{entry.name}' ships no demo data; pass --data DIR")
         data = entry.demo_data
+    elif not Path(data).is_dir():  # before the task's loader, whose first complaint would be about its own files
+        what = "is not a folder" if Path(data).exists() else "does not exist"
+        raise UserError(f"data folder {data} {what}; check --data")
     with plugin_code(entry.manifest.plugin, "load_dataset"):
         dataset = entry.task.load_dataset(Path(data), Path(labels) if labels else None)
     if not dataset.samples:
@@ -236,7 +284,7 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
                 bar.update(len(keys))
                 inferred += len(keys)
         except KeyboardInterrupt:
-            raise Interrupted(f"interrupted: results of {len(results.records)} samples are safe in "
+            raise Interrupted(f"interrupted: results of {plural(len(results.records), 'sample')} are safe in "
                               f"{results.path}; rerun the same command to resume") from None
     return inferred
 
@@ -257,7 +305,9 @@ def _choose_backend(registry: Registry, cluster, entry: ModelEntry, settings: Ba
     return autochoice.Choice(backend, {"requested": opts.backend, "reason": why, "figures": None, "probe_s": None})
 
 
-def _random_banner(manifest) -> str:
+def _random_banner(manifest, quiet: bool) -> str:
+    if quiet:
+        return f"modelzoo: {RANDOM_LINE.format(name=manifest.name)}"
     where = (f"Get the real weights with 'modelzoo fetch {manifest.name}', or put\n*  "
              f"{manifest.weights['file']} in {weights_dir()}, or pass --weights PATH."
              if manifest.weights else "The plugin publishes no checkpoint: pass --weights PATH.")
@@ -270,11 +320,11 @@ def _still_to_do(dataset: Dataset, results: ResultLog, resume: bool, output: Pat
     if resume and len(todo) == len(dataset.samples):
         raise UserError(f"nothing to resume in {output}: no results of an earlier run; drop --resume")
     if not todo:
-        log.info("all %d samples are already done in %s; pass --fresh to run them again",
-                 len(dataset.samples), results.path)
+        log.info("nothing left to do: %s already done in %s; pass --fresh to run them again",
+                 plural(len(dataset.samples), "sample"), results.path)
     elif len(todo) < len(dataset.samples):
-        log.info("resuming: %d of %d samples already done in %s", len(dataset.samples) - len(todo),
-                 len(dataset.samples), results.path)
+        log.info("resuming: %d of %s already done in %s", len(dataset.samples) - len(todo),
+                 plural(len(dataset.samples), "sample"), results.path)
     return todo
 
 
@@ -393,13 +443,15 @@ def plugin_version(module: str) -> dict[str, str | None]:
     return {"module": module, "distribution": None, "version": None}
 
 
-def _measured_before(path: Path) -> dict:
-    """The MEASURED figures of the report at `path` (None each where it is missing or unreadable)."""
+def _measured_before(path: Path) -> tuple[dict, str]:
+    """The MEASURED figures of the report at `path` (None each where it is missing or unreadable),
+    and when the run that measured them was made."""
     try:
         previous = json.loads(path.read_text())
     except (OSError, ValueError):
         previous = {}
-    return {key: previous.get(key) for key in MEASURED}
+    when = previous.get("figures_from_earlier_run") or previous.get("created") or "unknown (no earlier report)"
+    return {key: previous.get(key) for key in MEASURED}, when
 
 
 def peak_rss_mb() -> float:

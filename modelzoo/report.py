@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from modelzoo.export import describe_agreement
+from modelzoo.text import plural
 
 
 def metric_label(name: str) -> str:
@@ -43,7 +44,7 @@ def print_report(report: dict) -> None:
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""
-        rows.append(("calibration", f"{cal['images']} images from {cal['source']} ({cal['path']}{reused})"))
+        rows.append(("calibration", f"{plural(cal['images'], 'image')} from {cal['source']} ({cal['path']}{reused})"))
     if report["weights"]["random"]:
         rows.append(("weights", "RANDOM (no checkpoint): accuracy is meaningless"))
     else:
@@ -59,6 +60,9 @@ def print_report(report: dict) -> None:
     if report["data"]["demo"]:
         rows.append(("data", "demo set (generated pictures, arbitrary labels)"))
     rows.append(("report", report["report_path"]))
+    if report.get("figures_from_earlier_run"):
+        print(f"nothing left to do: every sample was done before; the figures below (throughput, latency, "
+              f"agreement) are from the run of {report['figures_from_earlier_run']}")
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.cache import Cache
+from modelzoo.data import screen_images
 from modelzoo.errors import UserError, plugin_code
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.labels import image_key
@@ -35,7 +36,9 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
     """One `<key>.bin` per sample in `out_dir`, or in `out_dir/<input name>/` for a model with
     several inputs (ais_bench's --input takes one folder per input)."""
     inputs = [t.name for t in entry.manifest.inputs]
-    samples = load_dataset(entry, data, None).samples
+    samples, skipped = screen_images(load_dataset(entry, data, None).samples, skip_invalid)
+    for record in skipped:
+        print(f"skipped: {record['reason']}", file=sys.stderr)
     workers = default_workers() if workers is None else workers
     collate = entry.collate or stack
     count = 0
@@ -53,6 +56,8 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
             for name in inputs:
                 write_bin(batch[name][0], out_dir if len(inputs) == 1 else out_dir / name, sample.key)
             count += 1
+    if not count:  # an empty result is a failure
+        raise UserError(f"no .bin file written: every sample in {data} was skipped as unreadable; check --data")
     return count
 
 

@@ -74,6 +74,9 @@ RANDOM_BANNER = """\
 *  {where}
 ************************************************************************"""
 
+# The banner's one-line form, for --quiet.
+RANDOM_LINE = "NO CHECKPOINT: {name} runs with seeded RANDOM weights: accuracy means nothing, throughput is real"
+
 
 def fetch_weights(manifest: Manifest, timeout: float = 30.0) -> Path:
     """Download the manifest's weights into the weights directory; one clear line on failure."""

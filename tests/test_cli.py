@@ -76,9 +76,9 @@ def test_rerun_reuses_cached_artifacts_and_says_so(ort_run, dataset_dir, spread_
 def test_the_readme_command_works_with_nothing_given(tmp_path, cache_dir):
     result = ok(run_cli("run", "lvvit", "--bs", "4", "--cache-dir", str(cache_dir), cwd=tmp_path))
     assert "RANDOM weights" in result.stderr
-    [path] = tmp_path.glob("modelzoo-out/lvvit/*-bs4/report.json")  # the backend auto picked
+    [path] = tmp_path.glob("modelzoo-out/lvvit/*-bs4-demo/report.json")  # the backend auto picked
     report = json.loads(path.read_text())
-    assert path.parent.name == f"{report['backend']}-bs4"
+    assert path.parent.name == f"{report['backend']}-bs4-demo"
     assert report["weights"]["random"] is True and report["data"]["demo"] is True
     assert report["images"] == 8
     assert report["preprocessing"] == {"workers": min(4, os.cpu_count()), "in": "threads"}  # LV-ViT's Pillow
@@ -103,15 +103,79 @@ def test_a_truncated_image_stops_the_run_or_is_skipped(tmp_path, dataset_dir, sp
     assert [(s["key"], s["source"]) for s in report["skipped"]] == [("ILSVRC2012_val_00000003", str(victim))]
 
 
+def test_a_non_image_named_jpeg_is_refused_before_any_export(tmp_path, dataset_dir, spread_checkpoint):
+    data = tmp_path / "data"
+    shutil.copytree(dataset_dir, data)
+    victim = data / "images" / "ILSVRC2012_val_00000002.JPEG"
+    victim.write_text("<html>403 Forbidden</html>")
+    common = ["run", "lvvit", "--bs", "4", "--data", str(data), "--weights", str(spread_checkpoint),
+              "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    line = error_line(run_cli(*common))
+    assert line == (f"error: cannot read image {victim}: not an image (no JPEG, PNG, BMP, GIF, TIFF, WebP or PPM "
+                    "header); remove it or pass --skip-invalid")
+    for image in (data / "images").iterdir():
+        image.write_bytes(b"")
+    line = error_line(run_cli(*common, "--skip-invalid"))
+    assert line.startswith(f"error: no sample left to evaluate: all 6 in {data} are unreadable")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # no export, no output folder
+
+
 def test_bad_arguments_are_one_line_each(tmp_path, dataset_dir):
     missing = run_cli("run", "lvvit", "--weights", str(tmp_path / "none.pth"), cwd=tmp_path)
     assert "does not exist" in error_line(missing)
     assert "unknown model 'resnet'" in error_line(run_cli("run", "resnet"))
     assert "unknown backend" in error_line(run_cli("run", "lvvit", "--backend", "tpu", "--data", str(dataset_dir)))
     assert "label file" in error_line(run_cli("run", "lvvit", "--data", str(dataset_dir / "images")))
-    assert "--bs must be at least 1" in error_line(run_cli("run", "lvvit", "--bs", "0"))
+    missing = tmp_path / "nonexistent"
+    assert error_line(run_cli("run", "lvvit", "--data", str(missing))) == \
+        f"error: data folder {missing} does not exist; check --data"
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    empty = error_line(run_cli("run", "lvvit", "--data", str(tmp_path / "empty")))
+    assert empty.startswith(f"error: folder {tmp_path / 'empty' / 'images'} holds no images (")
     debug = run_cli("run", "resnet", "--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (("run", "lvvit", "--limit", "-2"), "argument --limit: must be at least 1, got -2"),
+    (("run", "lvvit", "--limit", "0"), "argument --limit: must be at least 1, got 0"),
+    (("run", "lvvit", "--workers", "-1"), "argument --workers: must be at least 0, got -1"),
+    (("run", "lvvit", "--bs", "abc"), "argument --bs/--batchsize: expected a whole number, got 'abc'"),
+    (("run", "lvvit", "--bs", "0"), "argument --bs/--batchsize: must be at least 1, got 0"),
+    (("run", "lvvit", "--calibration", "0"), "argument --calibration: must be at least 1, got 0"),
+    (("run", "lvvit", "--agreement-samples", "-1"), "argument --agreement-samples: must be at least 0, got -1"),
+    (("run", "lvvit", "--actors-per-node", "0"), "argument --actors-per-node: must be at least 1, got 0"),
+    (("run", "lvvit", "--device", "0,0"), "argument --device: expected distinct device ids"),
+    (("run", "lvvit", "--dynamic-batch", "4,0"), "argument --dynamic-batch: batch sizes must be at least 1"),
+    (("bench", "lvvit", "--bs", "0"), "argument --bs/--batchsize: batch sizes must be at least 1, got '0'"),
+    (("bench", "lvvit", "--iters", "0"), "argument --iters/--loop: must be at least 1, got 0"),
+    (("bench", "lvvit", "--warmup", "-1"), "argument --warmup: must be at least 0, got -1"),
+    (("bench", "lvvit", "--device", "npu0"), "argument --device: expected distinct device ids"),
+    (("export", "lvvit"), "the following arguments are required: --output"),
+    (("export", "lvvit", "--output", "x.onnx", "--bs", "-4"), "argument --bs: must be at least 1, got -4"),
+    (("preprocess", "lvvit", "--data", "d", "--save-bin", "b", "--workers", "-3"),
+     "argument --workers: must be at least 0, got -3"),
+], ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
+def test_bad_option_values_are_one_line_before_anything_is_written(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()  # no usage block, no traceback
+    assert line.startswith(f"modelzoo {args[0]}: error: {message}"), line
+    assert line.endswith(f"see 'modelzoo {args[0]} --help'")
+    assert list(tmp_path.iterdir()) == []  # no output folder, no cache, no export
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
+    """`modelzoo list | head -1`: the reader has gone before the listing is written."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "modelzoo", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # long before the interpreter has started and written anything
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception ignored" not in stderr
 
 
 def test_list_and_info():

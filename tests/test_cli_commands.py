@@ -126,9 +126,6 @@ def test_bench_writes_its_figures_table_and_plot(tmp_path):
     assert f"wrote {out / 'bench.json'}" in printed
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    refused = run_cli("bench", "tinycnn", "--iters", "0", "--output", str(out), env=env)
-    assert refused.returncode == 2 and refused.stderr.strip().endswith("--iters must be at least 1 and "
-                                                                       "--warmup at least 0")
 
 
 def test_ci_exits_1_when_one_model_fails_and_reports_each(tmp_path):

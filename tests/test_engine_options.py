@@ -33,7 +33,8 @@ def test_run_and_ci_on_ray_without_ray_say_how_to_install_it(tmp_path):
 def test_actors_per_node_below_one_is_refused(tmp_path):
     result = run_cli("run", "lvvit", "--engine", "ray", "--actors-per-node", "0", env=without_ray(tmp_path))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: --actors-per-node must be at least 1, got 0"
+    assert result.stderr.splitlines() == ["modelzoo run: error: argument --actors-per-node: must be at least 1, "
+                                          "got 0; see 'modelzoo run --help'"]
 
 
 def closed_port() -> int:

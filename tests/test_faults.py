@@ -98,8 +98,11 @@ def test_a_rerun_with_nothing_left_keeps_the_figures_it_cannot_measure(tiny, tmp
     first = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
     with caplog.at_level("INFO"):
         again = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
-    assert "all 7 samples are already done" in caplog.text and "--fresh" in caplog.text
+    assert "nothing left to do: 7 samples already done" in caplog.text and "--fresh" in caplog.text
     assert again["resumed_images"] == 7
+    assert first["figures_from_earlier_run"] is None and again["figures_from_earlier_run"] == first["created"]
+    third = run(registry, options(data, weights, tmp_path / "out", tmp_path / "cache"))
+    assert third["figures_from_earlier_run"] == first["created"]  # the run that measured them, not the last
     for key in ("throughput_fps", "e2e_fps", "parity"):
         assert again[key] == first[key] and first[key] is not None
     assert (again["top1"], again["images"]) == (first["top1"], first["images"])

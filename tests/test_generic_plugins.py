@@ -178,7 +178,7 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path):
 
 def test_a_model_without_weights_runs_random_and_has_nothing_to_fetch(registry, cache, tmp_path, capsys):
     report = run(registry, RunOptions(model="tinytext", backend="torch", output=tmp_path, cache_dir=cache,
-                                      workers=0, quiet=True))
+                                      workers=0))  # not quiet: the full banner, with where weights come from
     assert report["weights"]["random"] is True and report["metrics"]["samples"] == 12
     banner = capsys.readouterr().err
     assert "seeded RANDOM weights" in banner and "The plugin publishes no checkpoint: pass --weights PATH." in banner

@@ -5,7 +5,6 @@ import dataclasses
 import functools
 import importlib
 import re
-from pathlib import Path
 
 import pluggy
 import pytest

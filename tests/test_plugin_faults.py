@@ -4,6 +4,7 @@ stays the user's one line."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -110,3 +111,13 @@ def test_records_that_are_not_json_are_the_plugins_fault(tmp_path, tiny_data, ti
     registry = replaced(task=NumpyRecords(10, "pictures", "classes.txt", "<file> <class>", "scores"))
     with pytest.raises(PluginError, match=f"plugin '{PLUGIN}' raised TypeError in postprocess: .*JSON"):
         run(registry, options(tmp_path, tiny_data, tiny_weights))
+
+
+def test_every_sample_skipped_while_decoding_is_a_failure_with_its_report_kept(tmp_path, tiny_data, tiny_weights):
+    """Headers fine, decoding refused: found only while running, so the report lists what was skipped."""
+    with pytest.raises(UserError, match="^no sample was scored: all 7 were skipped as unreadable "
+                                        r"\(listed in .*report.json\); check --data$"):
+        run(replaced(preprocess=refusing_preprocess),
+            dataclasses.replace(options(tmp_path, tiny_data, tiny_weights), skip_invalid=True))
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["images"] == 0 and len(report["skipped"]) == 7 and report["top1"] is None

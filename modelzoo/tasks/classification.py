@@ -57,11 +57,11 @@ class Classification:
         image_dir = directory / self.images
         if not image_dir.is_dir():
             image_dir = directory
+        images = find_images(image_dir)  # first: a folder without images needs no word on labels
         label_file = Path(labels) if labels else directory / self.labels
         if not label_file.is_file():
             raise UserError(f"label file {label_file} does not exist; pass --labels FILE "
                             f"(lines: {self.label_format})")
-        images = find_images(image_dir)
         classes = {image_key(name): cls for name, cls in read_labels(label_file, self.num_classes).items()}
         unlabelled = [p.name for p in images if image_key(p.name) not in classes]
         if unlabelled:
