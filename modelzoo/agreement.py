@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from modelzoo.cache import digest
-from modelzoo.export import PARITY_SAMPLES, PARITY_SEED, agreement, torch_outputs
+from modelzoo.export import PARITY_SAMPLES, PARITY_SEED, torch_outputs
 from modelzoo.fileio import atomic_write_json
+from modelzoo.parity import agreement
 from modelzoo.tasks import Sample, samples_digest
 
 if TYPE_CHECKING:

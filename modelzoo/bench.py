@@ -50,7 +50,8 @@ def cells(registry: Registry, backends: list[str], precisions: tuple[str, ...] |
 
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
-          settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",)) -> dict:
+          settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",),
+          parity_check: bool = True) -> dict:
     entry = registry.model(model)
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
     cache = Cache(cache_dir)
@@ -61,12 +62,14 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     rows = []
     for name, precision in chosen:
         backend = registry.backend(name)
-        artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True)
+        artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True,
+                              parity_check=parity_check)
         for bs in batch_sizes:
             log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
             figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
                                         warmup, iters)
-            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures})
+            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures,
+                         "parity_check": artifacts.parity["check"] if artifacts.parity else None})
             # `run --backend auto` at this batch size and precision takes this figure instead of probing.
             record_figure(cache.root, measurement_key(entry, bs, precision), backend, figures["fps"],
                           figures["precision"], f"modelzoo bench ({output / 'bench.json'})")

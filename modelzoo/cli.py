@@ -156,6 +156,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
+    _parity_arg(p)
     _model_source_args(p)
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
@@ -195,6 +196,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="preprocessing workers: processes, or threads where the plugin says its preprocess "
                         "releases the GIL (default: cores, at most 4; 0 = in the main thread)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    _parity_arg(p)
     _model_source_args(p)
     _precision_args(p)
     again = p.add_mutually_exclusive_group()
@@ -240,6 +242,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
     p.add_argument("--device", type=_device_ids, default="0", help="accelerator device id (default 0)")
     p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
+    _parity_arg(p)
 
 
 def _ci_args(p: argparse.ArgumentParser) -> None:
@@ -267,6 +270,12 @@ def _precision_args(p: argparse.ArgumentParser) -> None:
                    help="int8: calibrate on these images instead, never the ones being scored")
     p.add_argument("--agreement-samples", type=non_negative_int, default=64, metavar="N",
                    help="reduced precisions: compare the first N images with fp32 torch (default 64, 0: off)")
+
+
+def _parity_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-parity-check", dest="parity_check", action="store_false",
+                   help="go on when torch and the ONNX export differ beyond the manifest's [[outputs]] "
+                        "tolerances (the report says the check was not enforced)")
 
 
 def _model_source_args(p: argparse.ArgumentParser) -> None:
@@ -315,6 +324,17 @@ def _registry(args, warn: bool = True):
     return registry
 
 
+def _tensor_extras(t) -> str:
+    """An input's drawing range, an output's parity check, for `modelzoo info`."""
+    if t.range:
+        return f", range [{t.range[0]}, {t.range[1]})"
+    if t.check is None:
+        return ""
+    keys = {"scores": ("atol", "min_cosine", "min_agreement", "class_axis"), "values": ("atol", "min_cosine"),
+            "labels": ("min_equal",)}[t.check.compare]
+    return f", compare {t.check.compare} ({', '.join(f'{k} {getattr(t.check, k):g}' for k in keys)})"
+
+
 def cmd_list(args) -> None:
     from modelzoo.precision import runnable_here
 
@@ -348,7 +368,7 @@ def cmd_info(args) -> None:
     for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
         for t in tensors:
             shape = ",".join(str(d) for d in t.shape)
-            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]")
+            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]{_tensor_extras(t)}")
     if m.preprocess:
         print("  preprocess  " + ", ".join(f"{k} {v}" for k, v in m.preprocess.items()))
     flags = " ".join(m.atc.get("extra_flags", []))
@@ -377,7 +397,7 @@ def cmd_run(args) -> None:
         soc_version=args.soc_version, dynamic_batch=args.dynamic_batch, io=args.io,
         keep_bin=args.keep_bin, precision=args.precision, calibration=args.calibration,
         calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
-        fresh=args.fresh, resume=args.resume,
+        fresh=args.fresh, resume=args.resume, parity_check=args.parity_check,
         model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
         address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data))
     print_report(report)
@@ -392,7 +412,7 @@ def cmd_preprocess(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from modelzoo.export import describe_agreement
+    from modelzoo.parity import describe, describe_check
     from modelzoo.steps import export
 
     from modelzoo.source import upstream_checkout
@@ -400,9 +420,9 @@ def cmd_export(args) -> None:
     entry = _registry(args).model(args.model)
     upstream = upstream_checkout(entry, args.source_dir) if args.model_source == "upstream" else None
     path, parity = export(entry, args.weights, args.output, args.bs, args.variant, not args.no_simplify,
-                          args.cache_dir, args.quiet, upstream)
+                          args.cache_dir, args.quiet, upstream, args.parity_check)
     print(f"wrote {path}")
-    print(f"parity torch vs ONNX Runtime: {describe_agreement(parity, cosine_digits=8)}")
+    print(f"parity torch vs ONNX Runtime: {describe(parity, cosine_digits=8)}{describe_check(parity)}")
 
 
 def cmd_postprocess(args) -> None:
@@ -436,7 +456,8 @@ def cmd_bench(args) -> None:
     settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version,
                                calibration=calibration)
     result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
-                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions)
+                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions,
+                   args.parity_check)
     print(markdown(result))
     print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
 

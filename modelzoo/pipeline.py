@@ -67,6 +67,7 @@ class RunOptions:
     agreement_samples: int = DEFAULT_SAMPLES    # first images compared with fp32 torch
     fresh: bool = False
     resume: bool = False
+    parity_check: bool = True            # False: go on when the export falls short of its tolerances
     model_source: str = "builtin"
     source_dir: Path | None = None
     engine: str = "local"                # "ray": spread inference over a Ray cluster
@@ -151,7 +152,8 @@ def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, ca
     run's output folder: checked writable, named after the backend unless --output names it)."""
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts_for = lambda backend: Artifacts(entry, weights, cache, variant=backend.export_variant,  # noqa: E731
-                                              simplify=opts.simplify, quiet=opts.quiet, upstream=upstream)
+                                              simplify=opts.simplify, quiet=opts.quiet, upstream=upstream,
+                                              parity_check=opts.parity_check)
     settings = _backend_settings(entry, opts, cache.root / "auto-probe")  # workdir: the output, once known
     choice = _choose_backend(registry, cluster, entry, settings, artifacts_for, cache, opts)
     backend = choice.backend
