@@ -22,7 +22,7 @@ import json
 import logging
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -56,8 +56,8 @@ class Choice:
 def measurement_key(entry: ModelEntry, batch_size: int, precision: str) -> dict:
     """What a throughput figure depends on besides the backend and its library versions."""
     m = entry.manifest
-    model = {"code": plugin_code_digest(entry), "inputs": [vars(t) for t in m.inputs],
-             "outputs": [vars(t) for t in m.outputs], "export": m.export}
+    model = {"code": plugin_code_digest(entry), "inputs": [asdict(t) for t in m.inputs],
+             "outputs": [asdict(t) for t in m.outputs], "export": m.export}
     host = host_description()
     return {"model": m.name, "model_digest": digest(model), "batch_size": batch_size, "precision": precision,
             "host": {"cpu": host["cpu"], "cpus": host["cpus"], "isa": host["isa"]}}
