@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from modelzoo.artifacts import Artifacts
+from modelzoo.autochoice import measurement_key, record_figure
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.errors import UserError
@@ -102,6 +103,9 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
             shape = {"shape": describe_sizes(sizes)} if sizes else {}
             rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **shape, **figures,
                          "parity_check": artifacts.parity["check"] if artifacts.parity else None})
+            # `run --backend auto` at this batch size and precision takes this figure instead of probing.
+            record_figure(cache.root, measurement_key(entry, bs, precision), backend, figures["fps"],
+                          figures["precision"], f"modelzoo bench ({output / 'bench.json'})")
             log.info("bench %s %s bs%d: %.2f %s", name, figures["precision"], bs, figures["fps"], unit.rate)
     versions = {}
     for name in dict.fromkeys(n for n, _ in chosen):

@@ -349,11 +349,19 @@ def _weights_arg(p: argparse.ArgumentParser) -> None:
                                                 "$MODELZOO_HOME/weights, else seeded random weights)")
 
 
-def _registry():
+def _registry(args, warn: bool = True):
+    """Every plugin that loads and registers; a broken one is left out with one warning line
+    (its traceback with --debug), so that it affects only its own models."""
     from modelzoo.plugins import get_plugin_manager
     from modelzoo.registry import Registry
 
-    return Registry(get_plugin_manager())
+    broken: list[PluginError] = []
+    registry = Registry(get_plugin_manager(broken=broken), broken)
+    for error in broken if warn else ():
+        if args.debug:
+            traceback.print_exception(error)
+        print(f"warning: plugin '{error.plugin}' is broken, its models are left out: {error}", file=sys.stderr)
+    return registry
 
 
 def _tensor_extras(t) -> str:
@@ -376,7 +384,7 @@ def cmd_compare(args) -> None:
                           calibration_data=args.calibration_data, cache_dir=args.cache_dir,
                           samples=args.samples, output=args.output, threshold=args.threshold, fix=args.fix,
                           target_cosine=args.target_cosine, soc_version=args.soc_version, quiet=args.quiet)
-    result = compare(opts, _registry())
+    result = compare(opts, _registry(args))
     first = result["first_divergent"]
     print(f"{result['observable']} of {result['tensors']} tensors observable on {result['backend']} "
           f"{result['precision']}; " + (f"first divergent op: {first['op']} ({first['type']}), cosine "
@@ -391,12 +399,9 @@ def cmd_compare(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from modelzoo.plugins import get_plugin_manager
     from modelzoo.precision import runnable_here
-    from modelzoo.registry import Registry
 
-    broken: list[tuple[str, str]] = []
-    registry = Registry(get_plugin_manager(broken=broken))
+    registry = _registry(args, warn=False)  # the listing names the broken plugins itself
     print("models:")
     for name, entry in sorted(registry.models.items()):
         print(f"  {name:14} {entry.manifest.summary}")
@@ -406,14 +411,14 @@ def cmd_list(args) -> None:
         state = (f"available; precisions here: {', '.join(runnable_here(backend))}" if reason is None
                  else f"unavailable: {reason}")
         print(f"  {backend.name:14} {backend.description} — {state}")
-    if broken:
+    if registry.broken:
         print("plugins not loaded (broken):")
-        for name, reason in broken:
-            print(f"  {name:14} {reason}")
+        for error in registry.broken:
+            print(f"  {error.plugin:14} {error}")
 
 
 def cmd_info(args) -> None:
-    m = _registry().model(args.model).manifest
+    m = _registry(args).model(args.model).manifest
     print(f"{m.name}: {m.summary}")
     print(f"  paper       {m.paper or 'n/a'}")
     print(f"  manifest    {m.path}")
@@ -450,7 +455,7 @@ def cmd_run(args) -> None:
     from modelzoo.pipeline import RunOptions, run
     from modelzoo.report import print_report
 
-    report = run(_registry(), RunOptions(
+    report = run(_registry(args), RunOptions(
         model=args.model, backend=args.backend, batch_size=args.bs, weights=args.weights,
         data=args.data, labels=args.labels, limit=args.limit, output=args.output,
         cache_dir=args.cache_dir, skip_invalid=args.skip_invalid, workers=args.workers,
@@ -468,7 +473,7 @@ def cmd_run(args) -> None:
 def cmd_preprocess(args) -> None:
     from modelzoo.steps import preprocess_to_bin
 
-    count = preprocess_to_bin(_registry().model(args.model), args.data, args.save_bin,
+    count = preprocess_to_bin(_registry(args).model(args.model), args.data, args.save_bin,
                               args.workers, args.skip_invalid, quiet=args.quiet)
     print(f"wrote {count} .bin files to {args.save_bin}")
 
@@ -479,7 +484,7 @@ def cmd_export(args) -> None:
 
     from modelzoo.source import upstream_checkout
 
-    entry = _registry().model(args.model)
+    entry = _registry(args).model(args.model)
     upstream = upstream_checkout(entry, args.source_dir) if args.model_source == "upstream" else None
     path, parity = export(entry, args.weights, args.output, args.bs, args.variant, not args.no_simplify,
                           args.cache_dir, args.quiet, upstream, args.parity_check)
@@ -491,7 +496,7 @@ def cmd_postprocess(args) -> None:
     from modelzoo.report import metric_label, metric_value
     from modelzoo.steps import postprocess
 
-    scores = postprocess(_registry().model(args.model), args.result_path, args.data, args.labels, args.output,
+    scores = postprocess(_registry(args).model(args.model), args.result_path, args.data, args.labels, args.output,
                          args.metas)
     for name, value in scores.items():
         print(f"{metric_label(name)}: {metric_value(value)}")
@@ -504,7 +509,7 @@ def cmd_bench(args) -> None:
     from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT, load_dataset
     from modelzoo.precision import parse_precisions
 
-    registry = _registry()
+    registry = _registry(args)
     precisions = None if args.precision == "all" else parse_precisions(args.precision)
     # auto is resolved per precision: the best available backend that runs the first one asked for
     backends = [registry.backend(name, (precisions or ("auto",))[0]).name for name in args.backend.split(",")]
@@ -535,14 +540,14 @@ def cmd_ci(args) -> int:
 def cmd_fetch(args) -> None:
     from modelzoo.weights import fetch_weights
 
-    path = fetch_weights(_registry().model(args.model).manifest)
+    path = fetch_weights(_registry(args).model(args.model).manifest)
     print(f"weights at {path}")
 
 
 def cmd_source(args) -> None:
     from modelzoo.source import default_source_dir, prepare_source
 
-    entry = _registry().model(args.model)
+    entry = _registry(args).model(args.model)
     path = prepare_source(entry.manifest, args.dest or default_source_dir(entry.name), args.from_dir)
     print(f"upstream source ready at {path}")
 

@@ -24,6 +24,14 @@ def expect(condition: bool, message: str) -> None:
         raise ContractError(message)
 
 
+def check_backend(backend: Any) -> None:
+    """A registered backend is a Backend with a name."""
+    from modelzoo.backends.base import Backend
+
+    expect(isinstance(backend, Backend), f"register() got {type(backend).__name__}, not a Backend")
+    expect(bool(getattr(backend, "name", "")), "a registered backend needs a name (Backend.name)")
+
+
 def check_entry(entry: Any) -> None:
     """What can be checked without running plugin code: types, callables, picklability, the task."""
     from modelzoo.registry import ModelEntry

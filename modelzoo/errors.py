@@ -22,9 +22,15 @@ class Interrupted(UserError):
 
 class PluginError(Exception):
     """A plugin failed to load or raised in a hook. The message names the plugin and the hook; the
-    CLI prints it as one line that points to --debug, which shows the plugin's traceback."""
+    CLI prints it as one line that points to --debug, which shows the plugin's traceback.
+    `plugin`: the plugin's name, where a plugin that fails at start-up is left out (see
+    modelzoo.plugins) and named in a warning instead."""
 
     exit_code = 2
+
+    def __init__(self, message: str, plugin: str | None = None):
+        super().__init__(message)
+        self.plugin = plugin
 
 
 @contextmanager

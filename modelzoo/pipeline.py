@@ -9,14 +9,15 @@ import platform
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib.metadata import packages_distributions, version
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
-from modelzoo import __version__
+from modelzoo import __version__, autochoice
 from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, collapse, on_parity_inputs
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
@@ -85,26 +86,23 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     run_start = time.perf_counter()
     _check_options(opts)
     entry = registry.model(opts.model)
-    cluster = connect(opts.engine, opts.address)
-    backend, backend_choice = _choose_backend(registry, cluster, opts)
+    with connect(opts.engine, opts.address) as cluster:  # closed on every path, errors included
+        return _run_connected(registry, entry, cluster, opts, run_start)
+
+
+def _run_connected(registry: Registry, entry: ModelEntry, cluster, opts: RunOptions, run_start: float) -> dict:
+    """run() with the cluster for --engine ray connected (None for the local engine)."""
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
     dataset, unreadable = _screened(dataset, opts.skip_invalid)
-    output = Path(opts.output or default_output(manifest.name, backend.name, opts.batch_size, dataset, opts.limit))
-    report_path = output / "report.json"
     weights = resolve_weights(manifest, opts.weights)
-    _check_writable(output)  # the first thing that touches the output folder: every check is done
-    if weights.random:
-        print(random_banner(manifest, quiet=opts.quiet), file=sys.stderr)
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
-    upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
-    artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
-                          quiet=opts.quiet, upstream=upstream, parity_check=opts.parity_check)
-
-    settings = _backend_settings(entry, opts, output)
-    backend.check_paths(settings, cache.root)  # before minutes of export and compile
-    results = _result_log(opts, entry, backend, weights, dataset, output)
-    todo = _still_to_do(dataset, results, opts.resume, output)
+    choice, artifacts, settings = _backend_for_run(registry, cluster, entry, weights, cache, dataset, opts)
+    backend, backend_choice, output = choice.backend, choice.report, settings.workdir
+    report_path = output / "report.json"
+    with _closed_on_error(choice.session):
+        results = _result_log(opts, entry, backend, weights, dataset, output)
+        todo = _still_to_do(dataset, results, opts.resume, output)
     log.info("model %s, backend %s, batch size %d, %s from %s", manifest.name, backend.name,
              opts.batch_size, plural(len(todo), "sample"), dataset.root)
     marks: dict[str, float] = {}
@@ -115,7 +113,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
             cluster, entry, backend, artifacts, settings, todo, opts, results, first_result)
     else:
         stages, measured = _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results,
-                                          first_result)
+                                          first_result, choice.session)
     stages.update(marks)
     # Nothing left to run: keep what the run that did the work measured, and say when that was.
     measured, earlier = (measured, None) if measured is not None else _measured_before(report_path)
@@ -151,6 +149,39 @@ def _write(report: dict, records: dict, report_path: Path) -> dict:
         raise UserError(f"no sample was scored: all {len(report['skipped'])} were skipped as unreadable "
                         f"(listed in {report_path}); check --data")
     return report
+
+
+def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, cache: Cache, dataset: Dataset,
+                     opts: RunOptions):
+    """(the backend choice, the artifacts the backend starts from, its settings, whose workdir is the
+    run's output folder: checked writable, named after the backend unless --output names it)."""
+    upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
+    artifacts_for = lambda backend: Artifacts(entry, weights, cache, variant=backend.export_variant,  # noqa: E731
+                                              simplify=opts.simplify, quiet=opts.quiet, upstream=upstream,
+                                              parity_check=opts.parity_check)
+    settings = _backend_settings(entry, opts, cache.root / "auto-probe")  # workdir: the output, once known
+    choice = _choose_backend(registry, cluster, entry, settings, artifacts_for, cache, opts)
+    backend = choice.backend
+    with _closed_on_error(choice.session):
+        output = Path(opts.output or default_output(entry.name, backend.name, opts.batch_size, dataset, opts.limit))
+        _check_writable(output)  # the first thing that touches the output folder: every check is done
+        if weights.random:
+            print(random_banner(entry.manifest, quiet=opts.quiet), file=sys.stderr)
+        settings = replace(settings, workdir=output)
+        backend.check_paths(settings, cache.root)  # before minutes of export and compile
+    cache.timings.clear()  # what the probe built or found is in its own figure (backend_choice's probe_s)
+    return choice, choice.artifacts or artifacts_for(backend), settings
+
+
+@contextmanager
+def _closed_on_error(session) -> Iterator[None]:
+    """auto's probed session, open until the run takes it over, is closed if the run stops first."""
+    try:
+        yield
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise
 
 
 def _check_options(opts: RunOptions) -> None:
@@ -271,14 +302,20 @@ def record_outputs(entry: ModelEntry, outputs: Iterable[tuple[list[str], dict]],
     return inferred
 
 
-def _choose_backend(registry: Registry, cluster, opts: RunOptions):
-    """The backend, and why it was chosen: on this host, or on the Ray cluster's nodes."""
+def _choose_backend(registry: Registry, cluster, entry: ModelEntry, settings: BackendSettings,
+                    artifacts_for, cache: Cache, opts: RunOptions) -> autochoice.Choice:
+    """The backend, and why it was chosen: named, measured fastest on this host (auto), or on the
+    Ray cluster's nodes."""
+    if cluster is None and opts.backend == "auto":
+        return autochoice.choose(registry, entry, opts.batch_size, settings, artifacts_for, cache.root)
     if cluster is None:
-        return registry.choose_backend(opts.backend, opts.precision)
-    backend = cluster.choose_backend(registry, opts.backend, opts.precision)
-    return backend, (f"--backend {opts.backend}" if opts.backend != "auto" else
-                     f"auto on the Ray cluster: {backend.name}, the highest-ranked backend whose accelerator "
-                     "the cluster has, else what auto picks on this host")
+        backend, why = registry.choose_backend(opts.backend, opts.precision)
+    else:
+        backend = cluster.choose_backend(registry, opts.backend, opts.precision)
+        why = (f"--backend {opts.backend}" if opts.backend != "auto" else
+               f"auto on the Ray cluster: {backend.name}, the highest-priority backend whose accelerator "
+               "the cluster has, else the highest-priority one available on this host")
+    return autochoice.Choice(backend, {"requested": opts.backend, "reason": why, "figures": None, "probe_s": None})
 
 
 def _still_to_do(dataset: Dataset, results: ResultLog, resume: bool, output: Path) -> list:
@@ -295,16 +332,18 @@ def _still_to_do(dataset: Dataset, results: ResultLog, resume: bool, output: Pat
     return todo
 
 
-def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results, first_result):
-    """Preprocessing workers and one backend session on this host: (stages, measured figures, or
-    None when nothing was left to run)."""
+def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, results, first_result, opened=None):
+    """Preprocessing workers and one backend session on this host (`opened`: auto's probed one):
+    (stages, measured figures, or None when nothing was left to run)."""
     manifest = entry.manifest
     workers = default_workers() if opts.workers is None else opts.workers
     input_names = [t.name for t in manifest.inputs]
     with Preprocessor(entry.preprocess, todo, workers, window=2 * opts.batch_size + 2 * workers,
                       plugin=manifest.plugin, threads=entry.preprocess_in_threads) as items:
         started = time.perf_counter()
-        session = backend.open(artifacts, opts.batch_size, settings) if todo else None
+        if opened is not None and not todo:
+            opened.close()
+        session = (opened or backend.open(artifacts, opts.batch_size, settings)) if todo else None
         stages = {**cache.timings, "open": time.perf_counter() - started - sum(cache.timings.values())}
         if session is None:
             return stages, None
@@ -350,33 +389,29 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
     """The cluster's counterpart of the local loop in run(): (stages, inferred, measured, cluster report)."""
     from modelzoo.engines.ray_run import ClusterInference
 
+    if not todo:
+        return {}, 0, None, None
+    started = time.perf_counter()
+    work = ClusterInference(cluster, entry, backend, artifacts, settings, opts.batch_size,
+                            opts.actors_per_node, opts.ship_data)
+    timings = artifacts.cache.timings
+    stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
     try:
-        if not todo:
-            return {}, 0, None, None
-        started = time.perf_counter()
-        work = ClusterInference(cluster, entry, backend, artifacts, settings, opts.batch_size,
-                                opts.actors_per_node, opts.ship_data)
-        timings = artifacts.cache.timings
-        stages = {**timings, "open": time.perf_counter() - started - sum(timings.values())}
-        try:
-            metas: dict[str, Meta] = {}
-            stream = work.stream(todo, opts.skip_invalid, results.add_skipped, metas)
-            inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), metas, first_result)
-        finally:
-            work.close()
-        stages["preprocess_and_infer"] = work.wall
-        measured = {"throughput_fps": work.throughput_fps(),
-                    "e2e_fps": inferred / work.wall if inferred and work.wall else None,
-                    "precision": work.precision[0] if work.precision else None,
-                    "precision_note": work.precision[1] if work.precision else None,
-                    # Not measured on a cluster: the sessions run on other nodes.
-                    "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
-                    "padding": None,
-                    "preprocessing": {"workers": 0, "in": "each actor's own thread"},
-                    "kept_ops": None, "precision_warning": None}
-        return stages, inferred, measured, work.report()
+        metas: dict[str, Meta] = {}
+        stream = work.stream(todo, opts.skip_invalid, results.add_skipped, metas)
+        inferred = record_outputs(entry, stream, len(todo), results, _quiet(opts), metas, first_result)
     finally:
-        cluster.close()
+        work.close()
+    stages["preprocess_and_infer"] = work.wall
+    measured = {"throughput_fps": work.throughput_fps(),
+                "e2e_fps": inferred / work.wall if inferred and work.wall else None,
+                "precision": work.precision[0] if work.precision else None,
+                "precision_note": work.precision[1] if work.precision else None,
+                # Not measured on a cluster: the sessions run on other nodes.
+                "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
+                "padding": None, "preprocessing": {"workers": 0, "in": "each actor's own thread"},
+                "kept_ops": None, "precision_warning": None}
+    return stages, inferred, measured, work.report()
 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.

@@ -79,31 +79,28 @@ def resolve_task(entry: ModelEntry) -> ModelEntry:
     return entry if entry.task is not None else replace(entry, task=builtin_task(entry.manifest))
 
 
-def _call_each(hook, register: Callable) -> None:
-    """Call every implementation of a registration hook, naming the plugin whose code raises."""
-    for impl in reversed(hook.get_hookimpls()):  # pluggy's own order: last registered first
-        try:
-            impl.function(**{name: register for name in impl.argnames})
-        except UserError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin '{impl.plugin_name}' raised {type(exc).__name__} in hook "
-                              f"{hook.name}: {exc}") from exc
-
-
 class Registry:
-    """Models and backends registered by every plugin in a plugin manager."""
+    """Models and backends registered by every plugin in a plugin manager.
 
-    def __init__(self, pm: pluggy.PluginManager):
+    With `broken` given (the list get_plugin_manager filled, say), a plugin whose registration hook
+    raises is left out and its PluginError added there; `broken` names them when a model is missing.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, broken: list[PluginError] | None = None):
+        from modelzoo.contract import check_backend, check_entry
+        from modelzoo.plugins import call_registration
+
         self.models: dict[str, ModelEntry] = {}
         self.backends: dict[str, Backend] = {}
-        _call_each(pm.hook.modelzoo_register_models, self._add_model)
-        _call_each(pm.hook.modelzoo_register_backends, self._add_backend)
+        self.broken = broken if broken is not None else []
+        for _, entries in call_registration(pm, "modelzoo_register_models", check_entry, broken):
+            for entry in entries:
+                self._add_model(entry)
+        for _, backends in call_registration(pm, "modelzoo_register_backends", check_backend, broken):
+            for backend in backends:
+                self._add_backend(backend)
 
     def _add_model(self, entry: ModelEntry) -> None:
-        from modelzoo.contract import check_entry
-
-        check_entry(entry)
         entry = resolve_task(entry)
         if entry.name in self.models:
             raise UserError(f"two plugins register a model named '{entry.name}' "
@@ -121,6 +118,9 @@ class Registry:
             return self.models[name]
         except KeyError:
             known = ", ".join(sorted(self.models)) or "none"
+            if self.broken:  # the model may be one of theirs: say why they are missing
+                raise UserError(f"unknown model '{name}' (installed: {known}); broken plugins, whose models "
+                                f"are missing: {'; '.join(map(str, self.broken))}") from None
             raise UserError(f"unknown model '{name}' (installed: {known}); "
                             "see 'modelzoo list' or install its plugin") from None
 
@@ -128,27 +128,33 @@ class Registry:
         """The backend called `name`, or for "auto" the best available one that runs `precision`."""
         return self.choose_backend(name, precision)[0]
 
+    def candidates(self, precision: str) -> tuple[list[Backend], list[str]]:
+        """The available backends that run `precision` here, highest priority first, and those
+        passed over with the reason; a UserError when none is left."""
+        chosen, passed = [], []
+        for b in sorted(self.backends.values(), key=lambda b: -b.priority):
+            reason = "not available here" if b.unavailable_reason() else b.precision_problem(precision)
+            if reason is None:
+                chosen.append(b)
+            else:
+                passed.append(f"{b.name} ({reason})")
+        if not chosen:
+            raise UserError(f"no available backend runs {precision} here; see 'modelzoo list' for what each needs")
+        return chosen, passed
+
     def choose_backend(self, name: str, precision: str = "auto") -> tuple[Backend, str]:
         """The backend for `name` and `precision`, and why it was chosen (for the report).
 
-        "auto" takes the highest-ranked available backend that runs `precision` here; the ranks
-        follow the project's interleaved benchmarks (benchmarks/results), fastest first.
+        "auto" here takes the highest-priority available backend that runs `precision` (an
+        accelerator first); `modelzoo run` chooses among the same candidates by measurement
+        (modelzoo.autochoice).
         """
         from modelzoo.precision import unsupported
 
         if name == "auto":
-            ranked = sorted(self.backends.values(), key=lambda b: -b.priority)
-            passed = []
-            for b in ranked:
-                reason = "not available here" if b.unavailable_reason() else b.precision_problem(precision)
-                if reason is None:
-                    why = (f"auto: {b.name} is the highest-ranked available backend that runs {precision} "
-                           f"here (ranked by measured speed: {' > '.join(x.name for x in ranked)})")
-                    if passed:
-                        why += "; passed over: " + "; ".join(passed)
-                    return b, why
-                passed.append(f"{b.name} ({reason})")
-            raise UserError(f"no available backend runs {precision} here; see 'modelzoo list' for what each needs")
+            chosen, passed = self.candidates(precision)
+            why = f"auto: {chosen[0].name} is the highest-priority available backend that runs {precision} here"
+            return chosen[0], why + ("; passed over: " + "; ".join(passed) if passed else "")
         backend = self.backends.get(name)
         if backend is None:
             known = ", ".join(sorted(self.backends))

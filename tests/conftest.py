@@ -10,6 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+FAKE_ASCEND_PLUGIN = "modelzoo.testing.fake_ascend.fixture"
+# The fake Ascend toolchain's `fake_ascend` fixture, opted in as a plugin author's suite does.
+pytest_plugins = [FAKE_ASCEND_PLUGIN]
+
 
 def loopback_only() -> bool:
     """Inside a network namespace whose only interface is loopback (`unshare -n`)?"""

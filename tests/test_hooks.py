@@ -148,24 +148,41 @@ def test_two_plugins_registering_one_name_is_one_clear_line():
         Registry(pm)
 
 
-def test_a_plugin_whose_hook_raises_is_one_line_naming_it_and_debug_shows_its_traceback(tmp_path):
-    """The runner names the plugin and the hook in one line; --debug adds the plugin's traceback."""
-    (tmp_path / "raising_plugin.py").write_text(
-        "from modelzoo.hookspecs import hookimpl\n\n"
-        "@hookimpl\n"
-        "def modelzoo_register_backends(register):\n"
-        "    raise RuntimeError('backend table is corrupt')\n")
-    env = install_plugin(tmp_path, "raising_plugin", "raiser = raising_plugin")
-    result = run_cli("list", env=env)
-    assert result.returncode == 2
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: plugin 'raiser' raised RuntimeError in hook modelzoo_register_backends")
-    assert "backend table is corrupt" in line and line.endswith("(pass --debug for the plugin's traceback)")
+def list_with_installed_plugin(site: Path, dist: str, entry: str):
+    """`modelzoo list` with one more plugin installed."""
+    return run_cli("list", env=install_plugin(site, dist, entry))
 
-    debug = run_cli("list", "--debug", env=env)
-    assert debug.returncode == 2
-    assert "Traceback" in debug.stderr and "raise RuntimeError('backend table is corrupt')" in debug.stderr
-    assert debug.stderr.strip().splitlines()[-1].startswith("error: plugin 'raiser' raised RuntimeError")
+
+RAISING_PLUGIN = ("from modelzoo.hookspecs import hookimpl\n\n"
+                  "@hookimpl\n"
+                  "def modelzoo_register_backends(register):\n"
+                  "    raise RuntimeError('backend table is corrupt')\n")
+
+
+def one_warning(stderr: str, plugin: str) -> str:
+    """The one line saying `plugin` is broken, which also says how to switch it off."""
+    lines = [line for line in stderr.splitlines() if line.startswith("warning: ")]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"warning: plugin '{plugin}' is broken, its models are left out: ")
+    assert lines[0].endswith(f"--disable-plugin {plugin} or MODELZOO_DISABLE_PLUGINS={plugin}")
+    return lines[0]
+
+
+def test_a_plugin_whose_hook_raises_is_one_warning_line_and_a_traceback_only_with_debug(tmp_path):
+    (tmp_path / "raising_plugin.py").write_text(RAISING_PLUGIN)
+    env = install_plugin(tmp_path, "raising_plugin", "raiser = raising_plugin")
+    info = run_cli("info", "lvvit", env=env)
+    assert info.returncode == 0 and info.stdout.startswith("lvvit: ")
+    warning = one_warning(info.stderr, "raiser")
+    assert "raised RuntimeError in hook modelzoo_register_backends: backend table is corrupt" in warning
+    assert "Traceback" not in info.stderr
+
+    debug = run_cli("info", "lvvit", "--debug", env=env)
+    assert debug.returncode == 0 and "Traceback" in debug.stderr and "backend table is corrupt" in debug.stderr
+
+    listing = run_cli("list", env=env)  # list names it in its own section instead
+    assert listing.returncode == 0 and "warning:" not in listing.stderr
+    assert "plugins not loaded (broken):\n  raiser " in listing.stdout
 
 
 def test_an_installed_plugin_that_fails_to_import_is_named_and_can_be_disabled(tmp_path):
@@ -175,14 +192,12 @@ def test_an_installed_plugin_that_fails_to_import_is_named_and_can_be_disabled(t
     assert "plugins not loaded (broken):" in listing.stdout
     assert "installed plugin 'broken' (no_such_module_here) failed to load: ModuleNotFoundError" in listing.stdout
 
-    info = run_cli("info", "lvvit", env=env)  # any other command stops, naming it and the way out
-    assert info.returncode == 2
-    last = info.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: installed plugin 'broken' (no_such_module_here) failed to load")
-    assert last.endswith("fix it, or skip it with MODELZOO_DISABLE_PLUGINS=broken "
-                         "(pass --debug for the plugin's traceback)")
-    assert run_cli("info", "lvvit", "--disable-plugin", "broken", env=env).returncode == 0
-    assert run_cli("info", "lvvit", env={**env, "MODELZOO_DISABLE_PLUGINS": "other,broken"}).returncode == 0
+    info = run_cli("info", "lvvit", env=env)  # the other models work, with one line naming it
+    assert info.returncode == 0 and info.stdout.startswith("lvvit: ")
+    assert "installed plugin 'broken' (no_such_module_here) failed to load" in one_warning(info.stderr, "broken")
+    for switched_off in (run_cli("info", "lvvit", "--disable-plugin", "broken", env=env),
+                         run_cli("info", "lvvit", env={**env, "MODELZOO_DISABLE_PLUGINS": "other,broken"})):
+        assert switched_off.returncode == 0 and "warning" not in switched_off.stderr
 
 
 def test_a_hook_with_a_wrong_signature_is_one_line_naming_the_plugin(tmp_path):
@@ -193,7 +208,98 @@ def test_a_hook_with_a_wrong_signature_is_one_line_naming_the_plugin(tmp_path):
         "    pass\n")
     env = install_plugin(tmp_path, "wrong_signature", "wrong = wrong_signature")
     result = run_cli("info", "lvvit", env=env)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: installed plugin 'wrong' (wrong_signature) does not match the hook specifications")
-    assert "registry" in last and "MODELZOO_DISABLE_PLUGINS=wrong" in last
+    assert result.returncode == 0
+    warning = one_warning(result.stderr, "wrong")
+    assert "installed plugin 'wrong' (wrong_signature) does not match the hook specifications" in warning
+    assert "registry" in warning
+
+
+INVALID_MANIFEST_PLUGIN = """\
+from pathlib import Path
+
+from modelzoo.api import hookimpl, load_manifest
+
+
+@hookimpl
+def modelzoo_register_models(register):
+    path = Path(__file__).with_name("bad.toml")
+    path.write_text('name = "badmodel"\\n')  # nothing else a manifest needs
+    load_manifest(path)
+"""
+
+
+def test_a_plugin_with_an_invalid_manifest_stops_only_its_own_model(tmp_path, tiny_data):
+    (tmp_path / "bad_manifest.py").write_text(INVALID_MANIFEST_PLUGIN)
+    env = install_plugin(tmp_path, "two_plugins", "tinycnn = tests.plugins.tinycnn.plugin\nbad = bad_manifest")
+    run = run_cli("run", "tinycnn", "--backend", "onnxruntime", "--bs", "2", "--data", str(tiny_data),
+                  "--workers", "0", "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+                  env=env)
+    assert run.returncode == 0, run.stderr
+    assert "raised UserError in hook modelzoo_register_models" in one_warning(run.stderr, "bad")
+    assert (tmp_path / "out" / "report.json").is_file()
+
+    own = run_cli("run", "badmodel", env=env)  # its own model: the breakage, in the error's one line
+    assert own.returncode == 2
+    last = own.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: unknown model 'badmodel' (installed: lvvit, tinycnn); broken plugins, whose "
+                           "models are missing: plugin 'bad' raised UserError in hook modelzoo_register_models")
+    assert "bad.toml" in last
+
+
+class Recording:
+    """A hookwrapper around both registration hooks: it sees every call pluggy makes."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    @hookimpl(wrapper=True)
+    def modelzoo_register_models(self, register):
+        self.calls.append("models")
+        return (yield)
+
+    @hookimpl(wrapper=True)
+    def modelzoo_register_backends(self, register):
+        self.calls.append("backends")
+        return (yield)
+
+
+class Raising:
+    @hookimpl
+    def modelzoo_register_models(self, register):
+        raise KeyError("no such table")
+
+
+def test_registration_goes_through_pluggy_and_names_the_plugin_that_raises():
+    pm = get_plugin_manager(load_entrypoints=False)
+    wrapper = Recording()
+    pm.register(wrapper, name="wrapper")
+    pm.register(tiny_plugin)
+    pm.register(Raising(), name="raiser")
+    with pytest.raises(PluginError, match="^plugin 'raiser' raised KeyError in hook modelzoo_register_models: "
+                                          "'no such table'; fix it, or skip it with --disable-plugin raiser"):
+        Registry(pm)
+    assert "models" in wrapper.calls  # pluggy called the hook: its wrappers ran
+
+    broken = []
+    registry = Registry(pm, broken)  # with a place for broken plugins, the others register
+    assert [error.plugin for error in broken] == ["raiser"] and set(registry.models) == {"tinycnn"}
+    assert pm.is_blocked("raiser")
+    assert {"models", "backends"} <= set(wrapper.calls)
+    with pytest.raises(UserError, match="unknown model 'other' .*broken plugins, whose models are missing: "
+                                        "plugin 'raiser' raised KeyError"):
+        registry.model("other")
+
+
+def test_the_mock_runner_takes_the_same_path():
+    wrapper = Recording()
+    runner = MockRunner(wrapper, tiny_plugin)
+    assert wrapper.calls == ["models"] and set(runner.models) == {"tinycnn"}  # tinycnn has no backends
+    with pytest.raises(PluginError, match="plugin '.*' raised KeyError in hook modelzoo_register_models"):
+        MockRunner(Raising())
+
+
+def test_disabled_plugins_are_blocked_in_the_plugin_manager(monkeypatch):
+    monkeypatch.setenv("MODELZOO_DISABLE_PLUGINS", "modelzoo.backends.torch, lvvit")
+    pm = get_plugin_manager(load_entrypoints=True)
+    assert pm.is_blocked("modelzoo.backends.torch") and pm.is_blocked("lvvit")
+    assert pm.get_plugin("lvvit") is None and "torch" not in Registry(pm).backends

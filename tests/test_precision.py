@@ -111,7 +111,8 @@ def test_auto_reports_what_openvino_compiled_and_its_agreement_with_torch(runs, 
         samples = report["agreement"]["run_samples"]
         assert samples["images"] == 7 and 0.99 < samples["cosine"] <= 1 + 1e-9
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p90"] <= report["latency_ms"]["p99"]
-    assert "auto" not in report["backend_choice"] and report["backend_choice"] == "--backend openvino"
+    assert report["backend_choice"] == {"requested": "openvino", "reason": "--backend openvino", "figures": None,
+                                        "probe_s": None}
 
 
 def test_fp32_is_exact_fp32(runs):

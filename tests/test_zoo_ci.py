@@ -274,3 +274,17 @@ def test_ci_takes_precision_status_from_a_measured_full_run(tmp_path, tiny_regis
            cache_dir=cache_dir, measured=[tmp_path / "short.json"])
     model = read_outputs(tmp_path / "ci-short")[1]["models"]["tinycnn"]
     assert model["statuses"]["PrecisionStatus"] == "NOK" and "top1 -0.01 < 0.1 - 0.1" in model["precision"]
+
+
+def test_a_broken_installed_plugin_is_reported_as_broken_and_the_others_are_found(tmp_path, monkeypatch):
+    from modelzoo.zoo_ci.discovery import discover
+    from tests.conftest import install_plugin
+
+    install_plugin(tmp_path, "broken_plugin", "broken = no_such_module_here")
+    monkeypatch.syspath_prepend(str(tmp_path))  # where entry points are looked up
+    results, registry = discover([], load_entrypoints=True)
+    contract = results["broken"].checks["contract"]
+    assert contract.status == "fail"
+    assert contract.message.startswith("broken plugin: installed plugin 'broken' (no_such_module_here) failed "
+                                       "to load: ModuleNotFoundError")
+    assert results["lvvit"].passed and "lvvit" in registry.models

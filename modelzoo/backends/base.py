@@ -104,6 +104,10 @@ class Session:
     in_flight = 1           # batches it runs at once
 
     def __init__(self) -> None:
+        self.reset_figures()
+
+    def reset_figures(self) -> None:
+        """Forget the batches run so far (`auto`'s probe), so that the figures are the run's own."""
         self.compute_seconds = 0.0
         self.images = 0
         self.latencies_s: list[float] = []  # per batch, from start of compute to its result

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -79,7 +81,7 @@ class Cluster:
     cluster running on this host, else a local one started for this run).
 
     A connection this process already holds (a library caller's, a test's) is used as it is and
-    left open; one made here is closed by `close()`.
+    left open; one made here is closed by `close()` (`connect()` closes it when its block ends).
     """
 
     def __init__(self, address: str | None):
@@ -132,10 +134,17 @@ class Cluster:
             self.ray.shutdown()
 
 
-def connect(engine: str, address: str | None) -> Cluster | None:
-    """The cluster for `--engine ray`; None for the local engine."""
+@contextmanager
+def connect(engine: str, address: str | None) -> Iterator[Cluster | None]:
+    """The cluster for `--engine ray` (None for the local engine) while the block runs, closed
+    however the block ends, so that a cluster a run started does not outlive it after an error."""
     if engine == "local":
-        return None
+        yield None
+        return
     if engine != "ray":
         raise UserError(f"--engine {engine!r} is not one of local, ray")
-    return Cluster(address)
+    cluster = Cluster(address)
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -19,7 +19,9 @@ import pluggy
 
 from modelzoo import hookspecs
 from modelzoo.backends.base import Backend
-from modelzoo.contract import ContractError, check_entry, check_model, expect
+from modelzoo.contract import ContractError, check_backend, check_entry, check_model, expect
+from modelzoo.errors import UserError
+from modelzoo.plugins import call_registration
 from modelzoo.registry import ModelEntry, resolve_task
 
 __all__ = ["ContractError", "MockRunner"]
@@ -34,19 +36,17 @@ class MockRunner:
         self.pm.check_pending()
         self.models: dict[str, ModelEntry] = {}
         self.backends: dict[str, Backend] = {}
-        self.pm.hook.modelzoo_register_models(register=self._register_model)
-        self.pm.hook.modelzoo_register_backends(register=self._register_backend)
-
-    def _register_model(self, entry: object) -> None:
-        check_entry(entry)
-        expect(entry.name not in self.models, f"model '{entry.name}' registered twice")
-        self.models[entry.name] = resolve_task(entry)
-
-    def _register_backend(self, backend: object) -> None:
-        expect(isinstance(backend, Backend), f"register() got {type(backend).__name__}, not a Backend")
-        expect(bool(backend.name) and backend.name not in self.backends,
-               f"backend name {backend.name!r} is empty or registered twice")
-        self.backends[backend.name] = backend
+        # The registry's own path through the hooks; a broken promise stays a ContractError.
+        for _, entries in call_registration(self.pm, "modelzoo_register_models", check_entry,
+                                            passthrough=(UserError, ContractError)):
+            for entry in entries:
+                expect(entry.name not in self.models, f"model '{entry.name}' registered twice")
+                self.models[entry.name] = resolve_task(entry)
+        for _, backends in call_registration(self.pm, "modelzoo_register_backends", check_backend,
+                                             passthrough=(UserError, ContractError)):
+            for backend in backends:
+                expect(backend.name not in self.backends, f"backend name {backend.name!r} is registered twice")
+                self.backends[backend.name] = backend
 
     def model(self, name: str) -> ModelEntry:
         expect(name in self.models, f"no model '{name}' registered (got: {sorted(self.models)})")

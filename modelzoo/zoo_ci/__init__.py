@@ -50,29 +50,28 @@ def run_ci(paths: list[Path], output: Path, load_entrypoints: bool = True, quiet
     started = time.perf_counter()
     output = Path(output)
     cache = Cache(cache_dir or output / "cache")
-    cluster = connect(engine, address)
     saved_path = list(sys.path)
-    try:
-        results, registry = discover(list(paths), load_entrypoints)
-        if not results:
-            raise UserError(f"no model plugins found under {', '.join(map(str, paths)) or 'the installed plugins'}; "
-                            f"pass directories that hold {MANIFEST_NAME} files")
-        log.info("found %d models: %s", len(results), ", ".join(results))
-        _check_paths(registry, output, cache)
-        for report in map(read_report, measured):
-            if report["model"] in results:
-                results[report["model"]].measured = report
-        if cluster is not None:
-            from modelzoo.engines.ray_ci import check_on_cluster
+    with connect(engine, address) as cluster:  # closed on every path, errors included
+        try:
+            results, registry = discover(list(paths), load_entrypoints)
+            if not results:
+                raise UserError(f"no model plugins found under "
+                                f"{', '.join(map(str, paths)) or 'the installed plugins'}; "
+                                f"pass directories that hold {MANIFEST_NAME} files")
+            log.info("found %d models: %s", len(results), ", ".join(results))
+            _check_paths(registry, output, cache)
+            for report in map(read_report, measured):
+                if report["model"] in results:
+                    results[report["model"]].measured = report
+            if cluster is not None:
+                from modelzoo.engines.ray_ci import check_on_cluster
 
-            check_on_cluster(cluster, results, registry, load_entrypoints, output, cache, quiet)
-        else:
-            for result in results.values():
-                check_model(result, registry, output, cache, quiet, precision)
-    finally:
-        sys.path[:] = saved_path  # tree plugins were importable for the run only
-        if cluster is not None:
-            cluster.close()
+                check_on_cluster(cluster, results, registry, load_entrypoints, output, cache, quiet)
+            else:
+                for result in results.values():
+                    check_model(result, registry, output, cache, quiet, precision)
+        finally:
+            sys.path[:] = saved_path  # tree plugins were importable for the run only
     write_results(results, output, list(paths), time.perf_counter() - started)
     print_summary(results, output)
     return 0 if all(r.passed for r in results.values()) else 1

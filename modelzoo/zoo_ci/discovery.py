@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from modelzoo.errors import UserError
+from modelzoo.errors import PluginError, UserError
 from modelzoo.manifest import load_manifest
 from modelzoo.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from modelzoo.registry import Registry
@@ -112,16 +112,14 @@ def discover(paths: list[Path], load_entrypoints: bool) -> tuple[dict[str, Model
     results: dict[str, ModelResult] = {}
     for path in find_manifests(paths):
         _add(results, _tree_model(path))
-    try:
-        pm = get_plugin_manager(load_entrypoints=load_entrypoints)
-    except Exception as exc:  # noqa: BLE001 - one broken installed plugin must not stop the rest
-        pm = get_plugin_manager(load_entrypoints=False)
-        _add(results, ModelResult("entry-points")).fail(
-            "contract", f"loading installed plugins failed: {one_line(exc)}")
+    broken: list[PluginError] = []  # each fails as a model of its own name; the rest still run
+    pm = get_plugin_manager(load_entrypoints=load_entrypoints, broken=broken)
+    for error in broken:
+        _add(results, ModelResult(error.plugin), clash_fails=False).fail("contract", f"broken plugin: {error}")
     for result in list(results.values()):
         _register(pm, result)
     for name, plugin in pm.list_name_plugin():
-        if name not in BUILTIN_PLUGINS:
+        if name not in BUILTIN_PLUGINS and plugin is not None:  # None: blocked (disabled or broken)
             _collect_models(pm, name, plugin, results)
     try:
         registry: Registry | str = Registry(pm)

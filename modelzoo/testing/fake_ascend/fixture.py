@@ -1,7 +1,10 @@
 """pytest fixture `fake_ascend`: the fake atc, npu-smi and ais_bench, installed for one test.
 
-modelzoo registers this module as a pytest plugin (entry point group `pytest11`), so any test suite
-in an environment with modelzoo installed can take the fixture without importing it:
+A test suite opts in, so that nothing loads into unrelated pytest runs: in its conftest.py
+
+    pytest_plugins = ["modelzoo.testing.fake_ascend.fixture"]
+
+(or `pytest -p modelzoo.testing.fake_ascend.fixture`), and then any test can take the fixture:
 
     def test_convert(fake_ascend):
         subprocess.run(["atc", ...], check=True)                  # found on PATH
