@@ -12,6 +12,7 @@ import datetime
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.backends.base import BackendSettings
@@ -49,21 +50,27 @@ def cells(registry: Registry, backends: list[str], precisions: tuple[str, ...] |
 
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
-          settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",)) -> dict:
+          settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",),
+          backend_options: dict[str, Any] | None = None) -> dict:
+    """backend_options: backend name -> its own options (see Backend.options_from); default theirs."""
     entry = registry.model(model)
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
     cache = Cache(cache_dir)
     settings = settings or BackendSettings(workdir=output)
     chosen, skipped = cells(registry, backends, precisions)
+
+    def own(name: str) -> BackendSettings:
+        return dataclasses.replace(settings, options=(backend_options or {}).get(name))
+
     for name in dict.fromkeys(n for n, _ in chosen):
-        registry.backend(name).check_paths(settings, cache.root)  # before anything is exported or compiled
+        registry.backend(name).check_paths(own(name), cache.root)  # before anything is exported or compiled
     rows = []
     for name, precision in chosen:
         backend = registry.backend(name)
         artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True)
         for bs in batch_sizes:
             log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
-            figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
+            figures = backend.benchmark(artifacts, bs, dataclasses.replace(own(name), precision=precision),
                                         warmup, iters)
             rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures})
             log.info("bench %s %s bs%d: %.2f img/s", name, figures["precision"], bs, figures["fps"])

@@ -9,16 +9,17 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from importlib.metadata import packages_distributions, version
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
 
 from modelzoo import __version__
 from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, on_parity_inputs
 from modelzoo.artifacts import Artifacts
+from modelzoo.backend_flags import warn_ignored
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
@@ -55,11 +56,11 @@ class RunOptions:
     workers: int | None = None
     simplify: bool = True
     quiet: bool = False
-    device: str = "0"
-    soc_version: str | None = None
-    dynamic_batch: tuple[int, ...] | None = None
-    io: str = "auto"
-    keep_bin: bool = False
+    # Backend name -> its own options (Backend.options_from); a backend missing here gets None, its
+    # defaults. backend_flags: backend name -> its flags given on the command line, to warn about
+    # those of a backend that does not run.
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    backend_flags: dict[str, list[str]] = field(default_factory=dict)
     precision: str = "auto"
     calibration: int = DEFAULT_IMAGES           # images for static int8
     calibration_data: Path | None = None        # calibrate on these, never the scored ones
@@ -81,6 +82,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     entry = registry.model(opts.model)
     cluster = connect(opts.engine, opts.address)
     backend, backend_choice = _choose_backend(registry, cluster, opts)
+    warn_ignored(opts.backend_flags, [backend.name])
     manifest, task = entry.manifest, entry.task
     dataset = load_dataset(entry, opts.data, opts.labels, opts.limit)
     dataset, unreadable = _screened(dataset, opts.skip_invalid)
@@ -95,7 +97,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
                           quiet=opts.quiet, upstream=upstream)
 
-    settings = _backend_settings(entry, opts, output)
+    settings = _backend_settings(entry, backend.name, opts, output)
     backend.check_paths(settings, cache.root)  # before minutes of export and compile
     results = _result_log(opts, entry, backend, weights, dataset, output)
     todo = _still_to_do(dataset, results, opts.resume, output)
@@ -192,22 +194,27 @@ def _result_log(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: 
         fresh=opts.fresh)
 
 
-def _backend_settings(entry: ModelEntry, opts: RunOptions, output: Path) -> BackendSettings:
+def _backend_settings(entry: ModelEntry, backend: str, opts: RunOptions, output: Path) -> BackendSettings:
     """What the run asks of its backend, with the calibration images when it quantises to int8."""
     calibration = None
     if opts.precision == "int8":
         everything = load_dataset(entry, opts.data, opts.labels) if opts.calibration_data is None else None
         calibration = choose_calibration(entry, opts.calibration, opts.calibration_data, everything)
-    return BackendSettings(workdir=output, device=opts.device, soc_version=opts.soc_version,
-                           dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
-                           precision=opts.precision, calibration=calibration)
+    return BackendSettings(workdir=output, precision=opts.precision, calibration=calibration,
+                           options=opts.backend_options.get(backend))
 
 
 def _what_ran(opts: RunOptions, entry: ModelEntry, backend, backend_choice: dict) -> dict:
     """The report's opening keys: which model, task, backend and settings."""
     return {"model": entry.manifest.name, "task": entry.task.kind, "backend": backend.name,
             "backend_choice": backend_choice, "batch_size": opts.batch_size,
-            "precision_requested": opts.precision, "model_source": opts.model_source}
+            "precision_requested": opts.precision, "model_source": opts.model_source,
+            "backend_options": _options_report(opts.backend_options.get(backend.name))}
+
+
+def _options_report(options: Any) -> dict | None:
+    """The backend's own options as given (None: its defaults, or a backend without options)."""
+    return asdict(options) if is_dataclass(options) else None
 
 
 def _run_context(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset) -> dict:
