@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from modelzoo.cache import digest
-from modelzoo.export import PARITY_SAMPLES, PARITY_SEED, agreement, torch_outputs
+from modelzoo.export import PARITY_SAMPLES, PARITY_SEED, torch_outputs
 from modelzoo.fileio import atomic_write_json
+from modelzoo.parity import agreement
 from modelzoo.tasks import Sample, samples_digest
 
 if TYPE_CHECKING:
@@ -109,3 +110,23 @@ class RunSamples:
         figures = agreement(manifest, ref, [self.outputs[keys] for keys in done])
         atomic_write_json(self.path, figures)
         return figures
+
+
+def collapse(agreement: dict | None, parity: dict | None, compare_command: str) -> str | None:
+    """Why a reduced-precision run's agreement with fp32 has collapsed (inf/nan outputs, or top-1
+    agreement under half the fp32 ONNX's), naming the command that finds the op; None when it has not."""
+    parity_top1 = (parity or {}).get("top1_agreement")
+    for key in ("run_samples", "parity_inputs"):
+        figures = (agreement or {}).get(key)
+        if not figures:
+            continue
+        cosine, top1 = figures.get("cosine"), figures.get("top1_agreement")
+        if cosine is None or not np.isfinite(cosine):
+            why = "its outputs hold inf or nan (an overflow)"
+        elif top1 is not None and parity_top1 is not None and top1 < 0.5 * parity_top1:
+            why = f"top-1 agreement {top1:.0%} against the fp32 ONNX's {parity_top1:.0%}"
+        else:
+            continue
+        return (f"PRECISION COLLAPSED on the {key.replace('_', ' ')}: {why}; run `{compare_command}` to find "
+                "the op where it departs and the ops to keep at higher precision")
+    return None

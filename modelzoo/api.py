@@ -10,9 +10,9 @@ from __future__ import annotations
 from modelzoo.backends.base import Backend, BackendSettings, Batch, Session
 from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
-from modelzoo.manifest import Manifest, Tensor, load_manifest
+from modelzoo.manifest import Manifest, OutputCheck, Tensor, load_manifest
 from modelzoo.registry import ModelEntry
 from modelzoo.tasks import Classification, Dataset, Evaluator, Sample, Task
 
 __all__ = ["Backend", "BackendSettings", "Batch", "Classification", "Dataset", "Evaluator", "Manifest",
-           "ModelEntry", "Sample", "Session", "Task", "Tensor", "UserError", "hookimpl", "load_manifest"]
+           "ModelEntry", "OutputCheck", "Sample", "Session", "Task", "Tensor", "UserError", "hookimpl", "load_manifest"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +33,14 @@ class Artifacts:
     """The torch model and its ONNX exports for one model, weights and export variant.
 
     `parity` holds the torch-vs-ONNX figures of the last ONNX handed out (measured when it was
-    built, read back from the cache otherwise).
+    built, read back from the cache otherwise) and under "check" their judgement against the
+    manifest's per-output tolerances. An ONNX that falls short stops with a ParityError, unless
+    `parity_check` is False: then it is handed out and the report says the check was not enforced.
     """
 
     def __init__(self, entry: ModelEntry, weights: Weights, cache: Cache, variant: str = "standard",
-                 simplify: bool = True, quiet: bool = False, upstream: Path | None = None):
+                 simplify: bool = True, quiet: bool = False, upstream: Path | None = None,
+                 parity_check: bool = True):
         self.entry = entry
         self.weights = weights
         self.cache = cache
@@ -44,7 +48,8 @@ class Artifacts:
         self.simplify = simplify
         self.upstream = upstream  # a checkout from `modelzoo source`: build from upstream's code
         self.quiet = quiet or not sys.stderr.isatty()
-        self.parity: dict[str, float] | None = None
+        self.parity_check = parity_check
+        self.parity: dict[str, Any] | None = None
         self._model: torch.nn.Module | None = None
 
     @property
@@ -55,7 +60,7 @@ class Artifacts:
         """Everything an artifact of this model depends on, plus `extra`; backends extend it."""
         m = self.manifest
         return {"model": m.name,
-                "manifest": {"inputs": [vars(t) for t in m.inputs], "outputs": [vars(t) for t in m.outputs],
+                "manifest": {"inputs": [asdict(t) for t in m.inputs], "outputs": [asdict(t) for t in m.outputs],
                              "export": m.export},
                 "model_code": plugin_code_digest(self.entry),
                 "upstream": read_marker(self.upstream) if self.upstream else None,
@@ -104,6 +109,7 @@ class Artifacts:
             bar.update()
             self.parity = self._parity(path, batch_size)
             bar.update()
+        self._judge(path)
         return path
 
     def example_inputs(self, batch_size: int, seed: int) -> dict[str, np.ndarray]:
@@ -125,12 +131,32 @@ class Artifacts:
         record = onnx_path.with_name(onnx_path.name + ".parity.json")
         if record.exists():
             return json.loads(record.read_text())
-        from modelzoo.export import describe_agreement, measure_parity
+        from modelzoo.export import measure_parity
+        from modelzoo.parity import describe
 
         parity = measure_parity(self.torch_model(), onnx_path, self.manifest, batch_size, self.example_inputs)
-        log.info("parity torch vs ONNX: %s", describe_agreement(parity, cosine_digits=8))
+        log.info("parity torch vs ONNX: %s", describe(parity, cosine_digits=8))
         atomic_write_json(record, parity)
         return parity
+
+    def _judge(self, onnx_path: Path) -> None:
+        """The parity figures against the manifest's tolerances: stop, or (not enforced) say so."""
+        from modelzoo.parity import ParityError, degenerate_outputs, failures
+
+        short = failures(self.manifest, self.parity)
+        self.parity["check"] = {"enforced": self.parity_check, "passed": not short, "failures": short}
+        if self.parity["degenerate"]:
+            log.warning("parity torch vs ONNX proved nothing: %s did not vary across the parity inputs; "
+                        "widen the inputs' range in %s", ", ".join(degenerate_outputs(self.parity)),
+                        self.manifest.path)
+        if not short:
+            return
+        text = (f"parity torch vs ONNX Runtime of {onnx_path.name} ({self.parity['images']} samples): "
+                f"{'; '.join(short)}")
+        if self.parity_check:
+            raise ParityError(text, f"fix the export, or set the output's tolerance in [[outputs]] of "
+                                    f"{self.manifest.path}, or pass --no-parity-check to go on regardless")
+        log.warning("%s; going on: --no-parity-check", text)
 
 
 def plugin_code_digest(entry: ModelEntry) -> str:

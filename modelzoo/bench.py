@@ -51,7 +51,7 @@ def cells(registry: Registry, backends: list[str], precisions: tuple[str, ...] |
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
           settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",),
-          backend_options: dict[str, Any] | None = None) -> dict:
+          parity_check: bool = True, backend_options: dict[str, Any] | None = None) -> dict:
     """backend_options: backend name -> its own options (see Backend.options_from); default theirs."""
     entry = registry.model(model)
     weights_found = resolve_weights(entry.manifest, weights)  # timing does not depend on the values
@@ -67,12 +67,14 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     rows = []
     for name, precision in chosen:
         backend = registry.backend(name)
-        artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True)
+        artifacts = Artifacts(entry, weights_found, cache, variant=backend.export_variant, quiet=True,
+                              parity_check=parity_check)
         for bs in batch_sizes:
             log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
             figures = backend.benchmark(artifacts, bs, dataclasses.replace(own(name), precision=precision),
                                         warmup, iters)
-            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures})
+            rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **figures,
+                         "parity_check": artifacts.parity["check"] if artifacts.parity else None})
             log.info("bench %s %s bs%d: %.2f img/s", name, figures["precision"], bs, figures["fps"])
     versions = {}
     for name in dict.fromkeys(n for n, _ in chosen):

@@ -80,7 +80,7 @@ def _int_at_least(text: str, least: int) -> int:
 
 
 def _backends_for(argv: list[str]) -> list:
-    """The registered backends, whose own flags `run` and `bench` take; none for other commands,
+    """The registered backends, whose own flags `run`, `bench` and `compare` take; none for others,
     so that they (and `modelzoo --help`) load no plugin before they need one. --disable-plugin is
     honoured first, through the environment, so that subprocesses (zoo CI probes) honour it too."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -89,7 +89,7 @@ def _backends_for(argv: list[str]) -> list:
     known, _ = pre.parse_known_args(argv)
     if known.disable_plugin:
         os.environ[DISABLE_ENV] = ",".join([*disabled_plugins(), *known.disable_plugin])
-    if known.command not in ("run", "bench"):
+    if known.command not in ("run", "bench", "compare"):
         return []
     from modelzoo.plugins import get_plugin_manager
     from modelzoo.registry import Registry
@@ -101,7 +101,7 @@ def _backends_for(argv: list[str]) -> list:
 
 
 def build_parser(backends: list | None = None) -> argparse.ArgumentParser:
-    """The command line; `run` and `bench` also take each of `backends`' own flags."""
+    """The command line; `run`, `bench` and `compare` also take each of `backends`' own flags."""
     common = OneLineParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bars or info lines")
     common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -141,6 +141,11 @@ def build_parser(backends: list | None = None) -> argparse.ArgumentParser:
                               "check each model: manifest, hook contract, export + parity, smoke inference")
     _ci_args(p)
 
+    p = command("compare", cmd_compare, "find the first op where a reduced precision departs from "
+                                        "the fp32 ONNX, and (--fix) the ops to keep in higher precision")
+    _compare_args(p)
+    add_backend_flags(p, backends or [], "compare")
+
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
 
@@ -168,6 +173,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--dynamic", action="store_true", help="dynamic batch axis (the default)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument("--variant", default="standard", help="export variant, e.g. ascend")
+    _parity_arg(p)
     _model_source_args(p)
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
@@ -207,6 +213,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="preprocessing workers: processes, or threads where the plugin says its preprocess "
                         "releases the GIL (default: cores, at most 4; 0 = in the main thread)")
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    _parity_arg(p)
     _model_source_args(p)
     _precision_args(p)
     again = p.add_mutually_exclusive_group()
@@ -241,6 +248,27 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/bench"),
                    help="where bench.json, bench.md and bench.png go (default ./modelzoo-out/bench)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
+    _parity_arg(p)
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    """`modelzoo compare`: the backend and precision to look inside, the inputs, the fix search."""
+    p.add_argument("model")
+    p.add_argument("--backend", default="auto", help="onnxruntime (int8), openvino (bf16/fp16/int8), ascend (fp16)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="the reduced precision (default auto)")
+    p.add_argument("--data", type=Path, help="dataset dir (default: the demo set)")
+    _weights_arg(p)
+    p.add_argument("--bs", "--batchsize", dest="bs", type=positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--samples", type=non_negative_int, default=16, metavar="N",
+                   help="real samples besides the parity inputs (default 16)")
+    p.add_argument("--calibration", type=positive_int, default=300, metavar="N",
+                   help="int8: calibration samples")
+    p.add_argument("--calibration-data", type=Path, metavar="DIR", help="int8: calibrate on these instead")
+    p.add_argument("--threshold", type=float, default=0.99, help="cosine below which an op diverges (0.99)")
+    p.add_argument("--fix", action="store_true", help="search for ops to keep at higher precision")
+    p.add_argument("--target-cosine", type=float, default=0.999, help="--fix: output cosine to reach (0.999)")
+    p.add_argument("--output", type=Path, help="default ./modelzoo-out/MODEL/compare-BACKEND-PRECISION")
+    p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
 
 def _ci_args(p: argparse.ArgumentParser) -> None:
@@ -266,8 +294,18 @@ def _precision_args(p: argparse.ArgumentParser) -> None:
                    help="int8: calibration images taken from --data (default 300)")
     p.add_argument("--calibration-data", type=Path, metavar="DIR",
                    help="int8: calibrate on these images instead, never the ones being scored")
+    p.add_argument("--keep-fp32", type=_op_list, default=(), metavar="OP[,OP]",
+                   help="ONNX ops (as compare.json names them) to keep at higher precision: atc --keep_dtype "
+                        "on ascend, left unquantised in int8; added to the manifest's [atc] keep_dtype / "
+                        "[int8] ignored")
     p.add_argument("--agreement-samples", type=non_negative_int, default=64, metavar="N",
                    help="reduced precisions: compare the first N images with fp32 torch (default 64, 0: off)")
+
+
+def _parity_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-parity-check", dest="parity_check", action="store_false",
+                   help="go on when torch and the ONNX export differ beyond the manifest's [[outputs]] "
+                        "tolerances (the report says the check was not enforced)")
 
 
 def _model_source_args(p: argparse.ArgumentParser) -> None:
@@ -286,6 +324,13 @@ def _engine_args(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return group
 
 
+def _op_list(text: str) -> tuple[str, ...]:
+    ops = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not ops:
+        raise argparse.ArgumentTypeError(f"expected ONNX op names like /blocks.0/Gemm,/head/Gemm, got {text!r}")
+    return ops
+
+
 def _weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="checkpoint file (default: the manifest's file in "
                                                 "$MODELZOO_HOME/weights, else seeded random weights)")
@@ -296,6 +341,41 @@ def _registry():
     from modelzoo.registry import Registry
 
     return Registry(get_plugin_manager())
+
+
+def _tensor_extras(t) -> str:
+    """An input's drawing range, an output's parity check, for `modelzoo info`."""
+    if t.range:
+        return f", range [{t.range[0]}, {t.range[1]})"
+    if t.check is None:
+        return ""
+    keys = {"scores": ("atol", "min_cosine", "min_agreement", "class_axis"), "values": ("atol", "min_cosine"),
+            "labels": ("min_equal",)}[t.check.compare]
+    return f", compare {t.check.compare} ({', '.join(f'{k} {getattr(t.check, k):g}' for k in keys)})"
+
+
+def cmd_compare(args) -> None:
+    from modelzoo.compare.command import CompareOptions, compare
+    from modelzoo.compare.report import describe
+
+    opts = CompareOptions(model=args.model, backend=args.backend, precision=args.precision, data=args.data,
+                          weights=args.weights, batch_size=args.bs, calibration=args.calibration,
+                          calibration_data=args.calibration_data, cache_dir=args.cache_dir,
+                          samples=args.samples, output=args.output, threshold=args.threshold, fix=args.fix,
+                          target_cosine=args.target_cosine, backend_options=backend_options(args)[0],
+                          quiet=args.quiet)
+    result = compare(opts, _registry())
+    first = result["first_divergent"]
+    print(f"{result['observable']} of {result['tensors']} tensors observable on {result['backend']} "
+          f"{result['precision']}; " + (f"first divergent op: {first['op']} ({first['type']}), cosine "
+                                        f"{first['cosine']}, max|diff| {first['max_abs']}, inf {first['inf']}, "
+                                        f"nan {first['nan']}" if first else "no op diverges"))
+    if "fix" in result:
+        print(f"fix ({result['fix_mechanism']}): " + (", ".join(result["fix"]) if result["fix"] is not None
+                                                       else "none found") +
+              f"; output agreement before: {describe(result['agreement_before'])}; "
+              f"after: {describe(result['agreement_after'])} (measured)")
+    print(f"wrote {result['output']}/compare.json, compare.md, compare.png")
 
 
 def cmd_list(args) -> None:
@@ -334,7 +414,7 @@ def cmd_info(args) -> None:
     for kind, tensors in (("input", m.inputs), ("output", m.outputs)):
         for t in tensors:
             shape = ",".join(str(d) for d in t.shape)
-            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]")
+            print(f"  {kind:11} {t.name} {t.dtype} {t.layout} [{shape}]{_tensor_extras(t)}")
     if m.preprocess:
         print("  preprocess  " + ", ".join(f"{k} {v}" for k, v in m.preprocess.items()))
     flags = " ".join(m.atc.get("extra_flags", []))
@@ -363,9 +443,10 @@ def cmd_run(args) -> None:
         simplify=not args.no_simplify, quiet=args.quiet, backend_options=options, backend_flags=given,
         precision=args.precision, calibration=args.calibration,
         calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
-        fresh=args.fresh, resume=args.resume,
+        fresh=args.fresh, resume=args.resume, parity_check=args.parity_check,
         model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
-        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data))
+        address=args.address, actors_per_node=args.actors_per_node, ship_data=args.ship_data,
+        keep_fp32=args.keep_fp32))
     print_report(report)
 
 
@@ -378,7 +459,7 @@ def cmd_preprocess(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from modelzoo.export import describe_agreement
+    from modelzoo.parity import describe, describe_check
     from modelzoo.steps import export
 
     from modelzoo.source import upstream_checkout
@@ -386,9 +467,9 @@ def cmd_export(args) -> None:
     entry = _registry().model(args.model)
     upstream = upstream_checkout(entry, args.source_dir) if args.model_source == "upstream" else None
     path, parity = export(entry, args.weights, args.output, args.bs, args.variant, not args.no_simplify,
-                          args.cache_dir, args.quiet, upstream)
+                          args.cache_dir, args.quiet, upstream, args.parity_check)
     print(f"wrote {path}")
-    print(f"parity torch vs ONNX Runtime: {describe_agreement(parity, cosine_digits=8)}")
+    print(f"parity torch vs ONNX Runtime: {describe(parity, cosine_digits=8)}{describe_check(parity)}")
 
 
 def cmd_postprocess(args) -> None:
@@ -423,7 +504,8 @@ def cmd_bench(args) -> None:
     warn_ignored(given, backends)
     settings = BackendSettings(workdir=args.output, calibration=calibration)
     result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
-                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions, options)
+                   args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions,
+                   args.parity_check, options)
     print(markdown(result))
     print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
 

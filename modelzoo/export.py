@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest, Tensor
+from modelzoo.parity import agreement
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +59,8 @@ def export_onnx(model: torch.nn.Module, manifest: Manifest, path: Path, batch_si
              "dynamic" if batch_size is None else f"static {batch_size}")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer chatter
-        torch.onnx.export(model, args, str(path), input_names=[t.name for t in manifest.inputs],
+        torch.onnx.export(flat_model(model, manifest), args, str(path),
+                          input_names=[t.name for t in manifest.inputs],
                           output_names=[t.name for t in manifest.outputs], dynamic_axes=dynamic_axes,
                           opset_version=manifest.export["opset"], do_constant_folding=True, dynamo=False)
 
@@ -114,53 +116,57 @@ def torch_outputs(model: torch.nn.Module, manifest: Manifest, inputs: Arrays) ->
 
     with torch.inference_mode():
         result = model(*(torch.from_numpy(inputs[t.name]) for t in manifest.inputs))
-    if isinstance(result, torch.Tensor):
-        result = (result,)
-    elif isinstance(result, dict):
-        result = tuple(result[t.name] for t in manifest.outputs)
-    return {t.name: r.numpy() for t, r in zip(manifest.outputs, result, strict=True)}
+    return {t.name: r.numpy() for t, r in zip(manifest.outputs, flatten_outputs(result, manifest))}
 
 
-def agreement(manifest: Manifest, reference: list[Arrays], candidate: list[Arrays]) -> dict:
-    """How far `candidate` outputs are from `reference` outputs, batch lists concatenated.
+def flatten_outputs(result: Any, manifest: Manifest) -> tuple[torch.Tensor, ...]:
+    """A model's return value (a tensor, or tuples, lists and dicts of them, nested) as the tuple of
+    the manifest's outputs, in its order.
 
-    Per output under "outputs"; at the top the worst over the outputs, so that one figure judges
-    the whole model (for a single output they are that output's figures)."""
-    per_output = {t.name: output_agreement(np.concatenate([b[t.name] for b in reference]),
-                                           np.concatenate([b[t.name] for b in candidate]))
-                  for t in manifest.outputs}
-    worst: dict = {"max_abs_diff": max(f["max_abs_diff"] for f in per_output.values()),
-                   "cosine": min(f["cosine"] for f in per_output.values())}
-    top1 = [f["top1_agreement"] for f in per_output.values() if "top1_agreement" in f]
-    equal = [f["equal"] for f in per_output.values() if "equal" in f]
-    if top1:
-        worst["top1_agreement"] = min(top1)
-    if equal:
-        worst["equal"] = min(equal)
-    worst["images"] = int(len(np.concatenate([b[manifest.outputs[0].name] for b in reference])))
-    worst["outputs"] = per_output
-    return worst
+    Leaves are taken depth first, dicts in their own order; when every leaf came from a dict whose
+    keys are exactly the manifest's output names, they are put in the manifest's order by name.
+    """
+    leaves: list[tuple[str | None, torch.Tensor]] = []
+    _leaves(result, None, leaves)
+    names = [t.name for t in manifest.outputs]
+    keys = [key for key, _ in leaves]
+    if None not in keys and sorted(keys) == sorted(names):
+        by_name = dict(leaves)
+        return tuple(by_name[name] for name in names)
+    if len(leaves) != len(names):
+        raise UserError(f"the model returns {len(leaves)} tensors ({', '.join(k or '?' for k in keys)}), "
+                        f"but {manifest.path} declares {len(names)} outputs {names}; declare one "
+                        "[[outputs]] per returned tensor, in the order the model returns them")
+    return tuple(tensor for _, tensor in leaves)
 
 
-def output_agreement(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    """max |Δ| and cosine; for floating-point outputs with a class axis (axis 1) the fraction of
-    positions whose argmax over it agrees; for integer outputs the fraction of equal values."""
-    a, b = reference.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()
-    cosine = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) if a.any() and b.any() else 1.0
-    figures = {"max_abs_diff": float(np.max(np.abs(a - b))) if a.size else 0.0, "cosine": cosine}
-    if reference.dtype.kind == "f":
-        if reference.ndim >= 2 and reference.shape[1] > 1:
-            figures["top1_agreement"] = float(np.mean(reference.argmax(1) == candidate.argmax(1)))
+def _leaves(value: Any, key: str | None, into: list) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        into.append((key, value))
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _leaves(item, str(name), into)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _leaves(item, None, into)
     else:
-        figures["equal"] = float(np.mean(reference == candidate))
-    return figures
+        raise UserError(f"the model returns a {type(value).__name__} among its outputs; return tensors, "
+                        "or tuples, lists and dicts of them")
 
 
-def describe_agreement(figures: dict, cosine_digits: int = 6) -> str:
-    """'max|diff| 1.2e-06, cosine 0.999999, top-1 agreement 100%' from `agreement` figures."""
-    text = f"max|diff| {figures['max_abs_diff']:.2e}, cosine {figures['cosine']:.{cosine_digits}f}"
-    if "top1_agreement" in figures:
-        text += f", top-1 agreement {figures['top1_agreement']:.0%}"
-    if "equal" in figures:
-        text += f", {figures['equal']:.0%} equal"
-    return text
+def flat_model(model: torch.nn.Module, manifest: Manifest) -> torch.nn.Module:
+    """The model returning the manifest's outputs as a flat tuple in its order, for the exporter
+    (which would otherwise name a dict's values in the dict's own order)."""
+    import torch
+
+    class FlatOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return flatten_outputs(self.model(*inputs), manifest)
+
+    return FlatOutputs().eval()

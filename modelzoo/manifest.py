@@ -19,12 +19,34 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from modelzoo.errors import UserError
 
 DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64", "bool")
 Status = Literal["OK", "POK", "NOK", "PERFECT"]
+COMPARE_KINDS = ("scores", "values", "labels")
+# Which compare kinds each tolerance key applies to.
+CHECK_KEYS = {"atol": ("scores", "values"), "min_cosine": ("scores", "values"), "min_agreement": ("scores",),
+              "min_equal": ("labels",), "class_axis": ("scores",)}
+
+
+def default_compare(dtype: str, shape: list[int | str] | tuple[int | str, ...]) -> str:
+    """Integer and bool outputs are labels; float outputs with a fixed axis 1 of more than one
+    entry (classes) are scores; other float outputs are values."""
+    if np.dtype(dtype).kind != "f":
+        return "labels"
+    return "scores" if len(shape) >= 2 and isinstance(shape[1], int) and shape[1] > 1 else "values"
 
 
 class Schema(BaseModel):
@@ -37,8 +59,8 @@ class TensorSpec(Schema):
     dtype: Literal[DTYPES]  # type: ignore[valid-type]
     shape: list[PositiveInt | str] = Field(min_length=1)
     layout: str = "ND"
-    # Integer inputs (token ids, masks): example inputs for export and parity are drawn from
-    # [low, high), so that they are valid ids rather than random normals.
+    # Integer inputs (token ids, masks): example inputs for export and parity are drawn from the
+    # half-open [low, high), so that they are valid ids rather than random normals.
     range: list[int] | None = Field(default=None, min_length=2, max_length=2)
 
     @field_validator("shape")
@@ -47,6 +69,46 @@ class TensorSpec(Schema):
         if not isinstance(shape[0], str):
             raise ValueError('the first axis must be the symbolic batch axis, e.g. ["batch", 3, 224, 224]')
         return shape
+
+    @field_validator("range")
+    @classmethod
+    def drawable(cls, bounds: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        dtype = info.data.get("dtype")
+        if bounds is None or dtype is None:
+            return bounds
+        if np.dtype(dtype).kind not in "iu":
+            raise ValueError(f"a range is for integer tensors, not {dtype}")
+        low, high = bounds
+        if low >= high:
+            raise ValueError("must be [low, high) with low < high: values are drawn from low up to high - 1")
+        limits = np.iinfo(dtype)
+        if low < limits.min or high - 1 > limits.max:
+            raise ValueError(f"draws values outside {dtype} ({limits.min}..{limits.max}); "
+                             f"the widest is [{limits.min}, {limits.max + 1})")
+        return bounds
+
+
+class OutputSpec(TensorSpec):
+    """An output, with how parity compares it (see OutputCheck for the defaults)."""
+    compare: Literal[COMPARE_KINDS] | None = None  # type: ignore[valid-type]
+    atol: float | None = Field(default=None, ge=0)
+    min_cosine: float | None = Field(default=None, ge=-1, le=1)
+    min_agreement: float | None = Field(default=None, ge=0, le=1)
+    min_equal: float | None = Field(default=None, ge=0, le=1)
+    class_axis: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def keys_fit_the_kind(self) -> OutputSpec:
+        kind = self.compare or default_compare(self.dtype, self.shape)
+        if kind == "scores" and np.dtype(self.dtype).kind != "f":
+            raise ValueError(f'compare = "scores" needs a float output, not {self.dtype}; use "labels"')
+        if kind == "scores" and self.class_axis is not None and self.class_axis >= len(self.shape):
+            raise ValueError(f"class_axis {self.class_axis} is beyond the output's {len(self.shape)} axes")
+        for key in ("atol", "min_cosine", "min_agreement", "min_equal", "class_axis"):
+            if getattr(self, key) is not None and kind not in CHECK_KEYS[key]:
+                raise ValueError(f'{key} applies to compare = {" or ".join(map(repr, CHECK_KEYS[key]))} '
+                                 f'outputs; this one is compared as "{kind}"')
+        return self
 
 
 class SourceSpec(Schema):
@@ -71,6 +133,11 @@ class AtcSpec(Schema):
     input_format: Literal["NCHW", "NHWC", "ND", "NCDHW"] = "ND"
     log: Literal["debug", "info", "warning", "error", "null"] = "error"
     extra_flags: list[str] = []
+    keep_dtype: list[str] = []  # ONNX op names atc keeps in their own precision (a `modelzoo compare --fix`)
+
+
+class Int8Spec(Schema):
+    ignored: list[str] = []  # ONNX op names int8 quantisation leaves in float (a `modelzoo compare --fix`)
 
 
 class PerfSpec(Schema):
@@ -124,10 +191,11 @@ class ManifestSpec(Schema):
     source: SourceSpec | None = None
     weights: WeightsSpec | None = None
     inputs: list[TensorSpec] = Field(min_length=1)
-    outputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[OutputSpec] = Field(min_length=1)
     preprocess: dict[str, Any] = {}  # the plugin's own preprocessing parameters, read by its code
     export: ExportSpec = ExportSpec()
     atc: AtcSpec = AtcSpec()
+    int8: Int8Spec = Int8Spec()
     expected: ExpectedSpec = ExpectedSpec()
     status: StatusSpec
 
@@ -141,12 +209,24 @@ class ManifestSpec(Schema):
 
 
 @dataclass(frozen=True)
+class OutputCheck:
+    """How parity compares one output with torch's, every default filled in (docs/plugin-guide.md)."""
+    compare: str               # "scores", "values" or "labels"
+    atol: float = 1e-3         # max |diff| allowed (scores, values)
+    min_cosine: float = 0.999  # scores, values
+    min_agreement: float = 1.0  # scores: top-1 agreement over the rows whose torch margin is decisive
+    min_equal: float = 1.0     # labels: the fraction of equal values
+    class_axis: int = 1        # scores: the axis the argmax runs over
+
+
+@dataclass(frozen=True)
 class Tensor:
     name: str
     dtype: str
     layout: str
     shape: tuple[int | str, ...]
     range: tuple[int, int] | None = None
+    check: OutputCheck | None = None  # outputs only
 
     @property
     def symbolic_axes(self) -> dict[int, str]:
@@ -178,6 +258,7 @@ class Manifest:
     atc: dict[str, Any]
     expected: dict[str, Any]
     status: dict[str, str]
+    int8: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -202,7 +283,8 @@ def load_manifest(path: str | Path) -> Manifest:
     spec = validate(ManifestSpec, data, path)
 
     def tensors(specs: list[TensorSpec]) -> tuple[Tensor, ...]:
-        return tuple(Tensor(t.name, t.dtype, t.layout, tuple(t.shape), tuple(t.range) if t.range else None)
+        return tuple(Tensor(t.name, t.dtype, t.layout, tuple(t.shape), tuple(t.range) if t.range else None,
+                            output_check(t) if isinstance(t, OutputSpec) else None)
                      for t in specs)
 
     dump = spec.model_dump(exclude_none=True)
@@ -210,8 +292,15 @@ def load_manifest(path: str | Path) -> Manifest:
         path=path.resolve(), name=spec.name, summary=spec.summary, paper=spec.paper, plugin=spec.plugin,
         task=dump["task"], source=dump.get("source"), weights=dump.get("weights"),
         inputs=tensors(spec.inputs), outputs=tensors(spec.outputs), preprocess=spec.preprocess,
-        export=dump["export"], atc=dump["atc"], expected=dump["expected"], status=dump["status"], raw=data,
+        export=dump["export"], atc=dump["atc"], expected=dump["expected"], status=dump["status"],
+        int8=dump["int8"], raw=data,
     )
+
+
+def output_check(spec: OutputSpec) -> OutputCheck:
+    """The output's check: the keys its manifest gives, defaults for the rest."""
+    given = {key: getattr(spec, key) for key in CHECK_KEYS if getattr(spec, key) is not None}
+    return OutputCheck(compare=spec.compare or default_compare(spec.dtype, spec.shape), **given)
 
 
 def validate(schema: type[BaseModel], data: Any, path: Path, prefix: str = "") -> Any:

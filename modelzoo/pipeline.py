@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from tqdm import tqdm
 
 from modelzoo import __version__
-from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, on_parity_inputs
+from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, collapse, on_parity_inputs
 from modelzoo.artifacts import Artifacts
 from modelzoo.backend_flags import warn_ignored
 from modelzoo.backends.base import BackendSettings
@@ -67,12 +67,14 @@ class RunOptions:
     agreement_samples: int = DEFAULT_SAMPLES    # first images compared with fp32 torch
     fresh: bool = False
     resume: bool = False
+    parity_check: bool = True            # False: go on when the export falls short of its tolerances
     model_source: str = "builtin"
     source_dir: Path | None = None
     engine: str = "local"                # "ray": spread inference over a Ray cluster
     address: str | None = None           # the Ray cluster (None: Ray's own resolution)
     actors_per_node: int | None = None   # sessions per CPU node (ray; default 1)
     ship_data: bool = False              # send sample files to the nodes as bytes (ray)
+    keep_fp32: tuple[str, ...] = ()      # ONNX ops to keep at higher precision (with the manifest's)
 
 
 def run(registry: Registry, opts: RunOptions) -> dict:
@@ -95,7 +97,7 @@ def run(registry: Registry, opts: RunOptions) -> dict:
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     upstream = upstream_checkout(entry, opts.source_dir) if opts.model_source == "upstream" else None
     artifacts = Artifacts(entry, weights, cache, variant=backend.export_variant, simplify=opts.simplify,
-                          quiet=opts.quiet, upstream=upstream)
+                          quiet=opts.quiet, upstream=upstream, parity_check=opts.parity_check)
 
     settings = _backend_settings(entry, backend.name, opts, output)
     backend.check_paths(settings, cache.root)  # before minutes of export and compile
@@ -190,7 +192,8 @@ def _result_log(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: 
     return ResultLog(output, {
         "model": entry.manifest.name, "backend": backend.name, "batch_size": opts.batch_size,
         "precision": opts.precision, "variant": backend.export_variant, "weights": weights.identity,
-        "model_source": opts.model_source, "task": entry.task.kind, "data": samples_digest(dataset.samples)},
+        "model_source": opts.model_source, "task": entry.task.kind, "data": samples_digest(dataset.samples),
+        **({"keep_fp32": list(opts.keep_fp32)} if opts.keep_fp32 else {})},
         fresh=opts.fresh)
 
 
@@ -201,7 +204,7 @@ def _backend_settings(entry: ModelEntry, backend: str, opts: RunOptions, output:
         everything = load_dataset(entry, opts.data, opts.labels) if opts.calibration_data is None else None
         calibration = choose_calibration(entry, opts.calibration, opts.calibration_data, everything)
     return BackendSettings(workdir=output, precision=opts.precision, calibration=calibration,
-                           options=opts.backend_options.get(backend))
+                           keep_fp32=opts.keep_fp32, options=opts.backend_options.get(backend))
 
 
 def _what_ran(opts: RunOptions, entry: ModelEntry, backend, backend_choice: dict) -> dict:
@@ -334,10 +337,15 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
                 "parity": artifacts.parity,
                 "agreement": {"reference": REFERENCE, "parity_inputs": parity_inputs,
                               "run_samples": samples.figures() if samples else None},
-                "calibration": session.calibration,
+                "calibration": session.calibration, "kept_ops": list(session.kept_ops),
                 "preprocessing": {"workers": workers, "in": "main thread" if workers == 0 else
                                   "threads" if entry.preprocess_in_threads else "processes"}}
     stages["agreement"] = time.perf_counter() - agreement_start
+    measured["precision_warning"] = collapse(
+        measured["agreement"], artifacts.parity,
+        f"modelzoo compare {entry.name} --backend {backend.name} --precision {session.precision} --fix")
+    if measured["precision_warning"]:
+        log.warning("%s", measured["precision_warning"])
     return stages, measured
 
 
@@ -365,7 +373,8 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                     "precision_note": work.precision[1] if work.precision else None,
                     # Not measured on a cluster: the sessions run on other nodes.
                     "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
-                    "preprocessing": {"workers": 0, "in": "each actor's own thread"}}
+                    "preprocessing": {"workers": 0, "in": "each actor's own thread"},
+                    "kept_ops": None, "precision_warning": None}
         return stages, inferred, measured, work.report()
     finally:
         cluster.close()
@@ -373,7 +382,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
 
 # What a run measured; a rerun with nothing left to do keeps these from the report before.
 MEASURED = ("precision", "precision_note", "throughput_fps", "e2e_fps", "latency_ms", "parity", "agreement",
-            "calibration", "preprocessing")
+            "calibration", "preprocessing", "kept_ops", "precision_warning")
 
 MEASURES = {
     "throughput_fps": "images / seconds during which the backend was computing (OpenVINO: at least one "

@@ -13,9 +13,17 @@ from modelzoo.errors import UserError
 
 if TYPE_CHECKING:
     from modelzoo.backends.base import Backend
+    from modelzoo.manifest import Manifest
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 REDUCED = ("bf16", "fp16", "int8")
+
+
+def kept_ops(manifest: Manifest, section: str, given: tuple[str, ...]) -> tuple[str, ...]:
+    """The ONNX ops a precision fix keeps at higher precision: the manifest's (`[atc] keep_dtype`
+    for atc, `[int8] ignored` for int8 quantisation) and --keep-fp32's, in that order."""
+    listed = manifest.atc.get("keep_dtype", []) if section == "atc" else manifest.int8.get("ignored", [])
+    return tuple(dict.fromkeys([*listed, *given]))
 
 
 def parse_precisions(text: str) -> tuple[str, ...]:

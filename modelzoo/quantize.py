@@ -11,12 +11,15 @@ The accuracy cost depends on the weights and data, so each run measures it (mode
 from __future__ import annotations
 
 import logging
+import re
 import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelzoo.cache import digest
 from modelzoo.fileio import atomic_write_json
+from modelzoo.host import cpu, has_int8_dot_products
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -30,58 +33,105 @@ SETTINGS = {"method": "dynamic", "op_types": ["MatMul", "Gemm"], "weight_type": 
 NNCF_SETTINGS = {"method": "static", "preset": "default for the model type", "fast_bias_correction": True}
 
 
-def int8_onnx(artifacts: Artifacts, batch_size: int) -> Path:
-    """The int8 form of the run's fp32 ONNX (static batch), built once and cached."""
-    import onnxruntime
+def nncf_overflow_fix(flags: frozenset[str]) -> str:
+    """NNCF's overflow fix for a CPU with these flags: "enable" (7-bit weights in every layer) where
+    int8 has no dot-product instructions, "first_layer_only" (NNCF's default) elsewhere.
+
+    Without VNNI or AMX, OpenVINO's int8 kernels multiply u8 by s8 pairwise into saturating
+    16-bit sums (vpmaddubsw), so full-range weights overflow: measured on an AVX2-only host,
+    tinytext's int8 outputs fell to cosine 0.78 against fp32 with NNCF's default and were back
+    above 0.9 with the fix in every layer.
+    """
+    return "first_layer_only" if has_int8_dot_products(flags) else "enable"
+
+
+def dynamic_int8(fp32: Path, out: Path, keep: tuple[str, ...] | list[str] = ()) -> None:
+    """ONNX Runtime's dynamic int8 of `fp32` with SETTINGS, the ONNX ops in `keep` left in float."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Its advice to pre-process first is moot here: onnxsim has already inferred the shapes.
+    quiet = _DropMessage("pre-processing before quantization")
+    logging.getLogger().addFilter(quiet)
+    try:
+        quantize_dynamic(fp32, out, op_types_to_quantize=SETTINGS["op_types"],
+                         weight_type=getattr(QuantType, SETTINGS["weight_type"]),
+                         per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"],
+                         # The quantiser first splits a Gemm into <name>_MatMul and <name>_Add.
+                         nodes_to_exclude=[n for op in keep for n in (op, f"{op}_MatMul")])
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+def int8_onnx(artifacts: Artifacts, batch_size: int, keep: tuple[str, ...] = ()) -> Path:
+    """The int8 form of the run's fp32 ONNX (static batch), `keep` left in float; built once, cached."""
+    import onnxruntime
 
     fp32 = artifacts.onnx(batch_size)
 
     def build(tmp: Path) -> None:
-        log.info("quantising %s to int8 (%s)", fp32.name, ", ".join(SETTINGS["op_types"]))
-        # Its advice to pre-process first is moot here: onnxsim has already inferred the shapes.
-        quiet = _DropMessage("pre-processing before quantization")
-        logging.getLogger().addFilter(quiet)
-        try:
-            quantize_dynamic(fp32, tmp, op_types_to_quantize=SETTINGS["op_types"],
-                             weight_type=getattr(QuantType, SETTINGS["weight_type"]),
-                             per_channel=SETTINGS["per_channel"], reduce_range=SETTINGS["reduce_range"])
-        finally:
-            logging.getLogger().removeFilter(quiet)
+        log.info("quantising %s to int8 (%s)%s", fp32.name, ", ".join(SETTINGS["op_types"]),
+                 f", keeping {', '.join(keep)} in float" if keep else "")
+        dynamic_int8(fp32, tmp, keep)
 
     key = artifacts.key(artifact="int8", source=fp32.name, batch=batch_size,
-                        onnxruntime=onnxruntime.__version__, quantization=SETTINGS)
-    return artifacts.cache.artifact(f"{fp32.stem}-int8", ".onnx", key, build, "int8 ONNX")
+                        onnxruntime=onnxruntime.__version__, quantization=SETTINGS,
+                        **({"kept": list(keep)} if keep else {}))
+    tag = f"-keep{digest({'kept': list(keep)})[:8]}" if keep else ""
+    return artifacts.cache.artifact(f"{fp32.stem}-int8{tag}", ".onnx", key, build, "int8 ONNX")
 
 
-def nncf_int8(artifacts: Artifacts, calibration: Calibration) -> Path:
-    """A directory with model.xml/.bin: the dynamic-batch ONNX quantised by NNCF, and
-    calibration.json saying what it was calibrated on."""
+def nncf_quantize(model, calibration: Calibration, keep: tuple[str, ...] | list[str] = ()):
+    """NNCF static int8 of an OpenVINO model with its default settings, the OpenVINO ops made from
+    the ONNX ops in `keep` in its ignored_scope, NNCF's overflow fix as this CPU needs it."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    transformer = has_attention(model)
+    log.info("quantising to int8 with NNCF %s on %d calibration samples from %s%s%s", version("nncf"),
+             len(calibration.samples), calibration.root,
+             " (transformer: attention MatMuls found)" if transformer else "",
+             f", keeping {', '.join(keep)} in float" if keep else "")
+    ignored = {"ignored_scope": nncf.IgnoredScope(names=openvino_ops(model, keep), validate=False)} if keep else {}
+    return nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration.samples),
+                         model_type=nncf.ModelType.TRANSFORMER if transformer else None,
+                         advanced_parameters=AdvancedQuantizationParameters(
+                             overflow_fix=OverflowFix(nncf_overflow_fix(cpu()[1]))), **ignored)
+
+
+def openvino_ops(model, onnx_ops: tuple[str, ...] | list[str]) -> list[str]:
+    """The OpenVINO op names that OpenVINO's ONNX reader made from `onnx_ops`: it names them after
+    the ONNX node (`/mix/Gemm`, `/mix/Gemm/WithoutBiases`)."""
+    pattern = re.compile("|".join(f"{re.escape(op)}(/.*)?" for op in onnx_ops))
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if pattern.fullmatch(op.get_friendly_name())]
+
+
+def nncf_int8(artifacts: Artifacts, calibration: Calibration, keep: tuple[str, ...] = ()) -> Path:
+    """A directory with model.xml/.bin: the dynamic-batch ONNX quantised by NNCF (`keep` left in
+    float), and calibration.json saying what it was calibrated on."""
     fp32 = artifacts.onnx(None)
+    overflow_fix = nncf_overflow_fix(cpu()[1])
 
     def build(tmp: Path) -> None:
-        import nncf
         import openvino as ov
 
         calibration.announce()
         model = ov.Core().read_model(str(fp32))
         transformer = has_attention(model)
-        log.info("quantising %s to int8 with NNCF %s on %d calibration samples from %s%s", fp32.name,
-                 version("nncf"), len(calibration.samples), calibration.root,
-                 " (transformer: attention MatMuls found)" if transformer else "")
         started = time.perf_counter()
-        quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration.samples),
-                                  model_type=nncf.ModelType.TRANSFORMER if transformer else None)
+        quantized = nncf_quantize(model, calibration, keep)
         tmp.mkdir()
         ov.save_model(quantized, str(tmp / "model.xml"))
         atomic_write_json(tmp / "calibration.json", {
-            **calibration.to_report(), "transformer": transformer,
+            **calibration.to_report(), "transformer": transformer, "overflow_fix": overflow_fix,
             "seconds": round(time.perf_counter() - started, 1)})
 
     key = artifacts.key(artifact="nncf-int8", source=fp32.name, openvino=version("openvino"),
                         nncf=version("nncf"), calibration=calibration.digest(),
-                        calibration_samples=len(calibration.samples), quantization=NNCF_SETTINGS)
-    return artifacts.cache.artifact(f"{fp32.stem}-nncf-int8", ".ov", key, build, "int8 OpenVINO model (NNCF)")
+                        calibration_samples=len(calibration.samples),
+                        quantization={**NNCF_SETTINGS, "overflow_fix": overflow_fix},
+                        **({"kept": list(keep)} if keep else {}))
+    tag = f"-keep{digest({'kept': list(keep)})[:8]}" if keep else ""
+    return artifacts.cache.artifact(f"{fp32.stem}-nncf-int8{tag}", ".ov", key, build, "int8 OpenVINO model (NNCF)")
 
 
 def has_attention(model) -> bool:

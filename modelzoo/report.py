@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from modelzoo.export import describe_agreement
+from modelzoo.parity import describe, describe_check
 from modelzoo.text import plural
 
 
@@ -34,13 +34,17 @@ def print_report(report: dict) -> None:
         ("end to end", f"{_fmt(report['e2e_fps'], '.2f')} img/s (JPEG to prediction)"),
     ]
     if parity:
-        rows.append(("parity", f"{describe_agreement(parity)} (torch vs fp32 ONNX)"))
+        rows.append(("parity", f"{describe(parity)} (torch vs fp32 ONNX){describe_check(parity)}"))
     agreement = report.get("agreement") or {}
     for key, where in (("run_samples", "of this run's samples"), ("parity_inputs", "random parity inputs")):
         figures = agreement.get(key)
         if figures:
             rows.append(("vs fp32", f"{report['precision']} against {agreement['reference']} on {figures['images']} "
-                                    f"{where}: {describe_agreement(figures)}"))
+                                    f"{where}: {describe(figures)}"))
+    if report.get("kept_ops"):
+        rows.append(("precision fix", f"kept at higher precision: {', '.join(report['kept_ops'])}"))
+    if report.get("precision_warning"):
+        rows.append(("WARNING", report["precision_warning"]))
     if report.get("calibration"):
         cal = report["calibration"]
         reused = ", cached" if cal.get("reused") else ""

@@ -63,9 +63,10 @@ def preprocess_to_bin(entry: ModelEntry, data: Path, out_dir: Path, workers: int
 
 def export(entry: ModelEntry, weights: Path | None, output: Path, batch_size: int | None,
            variant: str, simplify: bool, cache_dir: Path | None, quiet: bool = False,
-           upstream: Path | None = None) -> tuple[Path, dict]:
+           upstream: Path | None = None, parity_check: bool = True) -> tuple[Path, dict]:
     artifacts = Artifacts(entry, resolve_weights(entry.manifest, weights),
-                          Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify, quiet, upstream)
+                          Cache(cache_dir or DEFAULT_OUTPUT_ROOT / "cache"), variant, simplify, quiet, upstream,
+                          parity_check)
     cached = artifacts.onnx(batch_size)
     tmp = output.with_name(f".{output.name}.tmp")
     try:

@@ -61,9 +61,12 @@ def reference(tmp_path_factory, dataset_dir, spread_checkpoint, cache_dir) -> tu
 
 @pytest.fixture
 def lvvit(tmp_path, dataset_dir, spread_checkpoint, cache_dir, fake_ascend):
+    """`modelzoo run lvvit` at fp32 (atc --precision_mode=force_fp32): the fake chip then computes
+    what ONNX Runtime does, so that predictions can be compared exactly (at atc's default fp16 it
+    rounds every op, tests/test_compare.py)."""
     def run(name: str, *extra: str, **switches: str):
-        return run_lvvit(tmp_path / name, dataset_dir, spread_checkpoint, cache_dir, *extra,
-                         env=switches)
+        return run_lvvit(tmp_path / name, dataset_dir, spread_checkpoint, cache_dir, "--precision", "fp32",
+                         *extra, env=switches)
     return run
 
 
@@ -127,7 +130,8 @@ def test_dynamic_batch(lvvit, reference, tmp_path, cache_dir, io, api) -> None:
     assert Path(dynamic_onnx).name.startswith("lvvit-ascend-bsdynamic-sim-")
     assert argv[2:3] + argv[4:] == ["--framework=5", "--input_format=NCHW",
                                     "--input_shape=image:-1,3,224,224", "--dynamic_batch_size=1,4,8",
-                                    "--soc_version=Ascend310P3", "--log=error"]
+                                    "--soc_version=Ascend310P3", "--log=error",
+                                    "--precision_mode=force_fp32"]
     if io == "files":
         assert re.search(r"running: \S+ -m ais_bench .*--batchsize 4 --device 0 --dymBatch 4",
                          result.stderr)

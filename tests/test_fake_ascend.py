@@ -54,8 +54,12 @@ def tiny_onnx(path: Path, batch: int | str = "N") -> Path:
 
 
 def reference(onnx_path: Path, x: np.ndarray) -> np.ndarray:
-    """What ONNX Runtime itself computes."""
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    """What the chip computes under atc's default force_fp16: ONNX Runtime on the graph with every
+    op's inputs and outputs rounded to fp16 (fake_ascend/fp16.py)."""
+    from modelzoo.testing.fake_ascend.fp16 import as_fp16_chip
+
+    chip = as_fp16_chip(onnx.load(onnx_path), set(), set())
+    session = ort.InferenceSession(chip.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {"image": x})[0]
 
 

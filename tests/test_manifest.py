@@ -73,7 +73,9 @@ def test_optional_tables_take_their_defaults(real, tmp_path):
     m = load_manifest(write(tmp_path, real))
     assert m.source is None and m.weights is None and m.preprocess == {}
     assert m.export == {"opset": 13}
-    assert m.atc == {"framework": 5, "input_format": "ND", "log": "error", "extra_flags": []}
+    assert m.atc == {"framework": 5, "input_format": "ND", "log": "error", "extra_flags": [],
+                     "keep_dtype": []}
+    assert m.int8 == {"ignored": []}
     assert m.expected["metrics"] == {} and m.expected["perf"] == []
 
 

@@ -42,6 +42,7 @@ class BackendSettings:
     workdir: Path                           # the run's output dir: intermediate files go below it
     precision: str = "auto"                 # see modelzoo.precision; "auto": the backend's native one
     calibration: Calibration | None = None  # images for static int8 quantisation
+    keep_fp32: tuple[str, ...] = ()         # --keep-fp32: ONNX ops to keep at higher precision
     # The backend's own settings, as its options_from() made them (None: its defaults). They travel
     # to Ray actors with the rest, so they must pickle: a dataclass of plain values.
     options: Any = None
@@ -59,6 +60,7 @@ class Session:
     precision_note = ""     # how that was decided, for the report
     identity = ""           # the model file it runs, with its settings: part of cache keys
     calibration: dict | None = None  # what a statically quantised model was calibrated on
+    kept_ops: tuple[str, ...] = ()   # ONNX ops a precision fix keeps at higher precision
     in_flight = 1           # batches it runs at once
 
     def __init__(self) -> None:
@@ -123,7 +125,7 @@ class Backend:
 
     def add_options(self, group: argparse._ArgumentGroup, command: str) -> None:
         """Add this backend's own flags to `group` (titled after the backend) of `modelzoo <command>`,
-        "run" or "bench". Every registered backend's flags are on the command line, whichever runs,
+        "run", "bench" or "compare". Every registered backend's flags are on the command line, whichever runs,
         so their names should say what they are for; a backend without options adds none."""
 
     def options_from(self, args: argparse.Namespace) -> Any:

@@ -68,11 +68,14 @@ class OnnxRuntimeBackend(Backend):
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
         if settings.precision == "int8":
+            from modelzoo.precision import kept_ops
             from modelzoo.quantize import int8_onnx
 
-            path = int8_onnx(artifacts, batch_size)
+            keep = kept_ops(artifacts.manifest, "int8", settings.keep_fp32)
+            path = int8_onnx(artifacts, batch_size, keep)
             session = OnnxRuntimeSession(path, batch_size)
             session.precision, session.precision_note = "int8", "ONNX Runtime dynamic int8 (MatMul/Gemm)"
+            session.kept_ops = keep
         else:
             path = artifacts.onnx(batch_size)
             session = OnnxRuntimeSession(path, batch_size)
@@ -82,9 +85,11 @@ class OnnxRuntimeBackend(Backend):
 
     def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
         if settings.precision == "int8":
+            from modelzoo.precision import kept_ops
             from modelzoo.quantize import int8_onnx
 
-            int8_onnx(artifacts, batch_size)  # builds the fp32 ONNX on the way
+            # builds the fp32 ONNX on the way
+            int8_onnx(artifacts, batch_size, kept_ops(artifacts.manifest, "int8", settings.keep_fp32))
         else:
             artifacts.onnx(batch_size)
 

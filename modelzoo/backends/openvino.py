@@ -158,7 +158,10 @@ class OpenVinoBackend(Backend):
 
             if settings.calibration is None:
                 raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
-            int8_dir = nncf_int8(artifacts, settings.calibration)
+            from modelzoo.precision import kept_ops
+
+            keep = kept_ops(artifacts.manifest, "int8", settings.keep_fp32)
+            int8_dir = nncf_int8(artifacts, settings.calibration, keep)
             model = core.read_model(str(int8_dir / "model.xml"))
             model.reshape({t.name: list(t.concrete_shape(batch_size)) for t in artifacts.manifest.inputs})
             source = int8_dir.name
@@ -174,6 +177,7 @@ class OpenVinoBackend(Backend):
         session.identity = f"openvino {source} {compiled_float}"
         session.precision_note = f"OpenVINO compiled {compiled_float}, as the compiled model reports"
         if requested == "int8":
+            session.kept_ops = keep
             session.precision_note = f"NNCF static int8; float ops {compiled_float}; " + session.precision_note
             session.calibration = {**json.loads((int8_dir / "calibration.json").read_text()),
                                    "reused": artifacts.cache.reused[int8_dir.name]}

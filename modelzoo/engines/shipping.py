@@ -29,6 +29,7 @@ class Shipment:
     weights: Weights
     weights_ref: Any = None  # ObjectRef of the checkpoint's bytes; fetched only to build a torch model
     upstream: Path | None = None
+    parity_check: bool = True  # the driver's: a node judges the shipped parity as it did
 
 
 def pack(artifacts: Artifacts, weights_ref: Any) -> Shipment:
@@ -40,7 +41,7 @@ def pack(artifacts: Artifacts, weights_ref: Any) -> Shipment:
             if (root / file).is_file():
                 files[file] = (root / file).read_bytes()
     return Shipment(files, artifacts.key(), artifacts.variant, artifacts.simplify, artifacts.weights,
-                    weights_ref, artifacts.upstream)
+                    weights_ref, artifacts.upstream, artifacts.parity_check)
 
 
 def node_cache() -> Path:
@@ -53,7 +54,7 @@ class ShippedArtifacts(Artifacts):
 
     def __init__(self, entry: ModelEntry, shipment: Shipment, cache: Cache):
         super().__init__(entry, shipment.weights, cache, variant=shipment.variant, simplify=shipment.simplify,
-                         quiet=True, upstream=shipment.upstream)
+                         quiet=True, upstream=shipment.upstream, parity_check=shipment.parity_check)
         self.shipment = shipment
         for name, data in shipment.files.items():
             target = cache.root / name

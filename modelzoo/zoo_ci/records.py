@@ -39,7 +39,7 @@ class ModelResult:
     entry: ModelEntry | None = None
     checks: dict[str, Check] = field(default_factory=lambda: {c: Check() for c in CHECKS})
     backend: str | None = None
-    parity: dict[str, float] | None = None
+    parity: dict[str, Any] | None = None
     weights: Weights | None = None
     smoke: dict[str, Any] | None = None
     measured: dict[str, Any] | None = None  # report.json of a full run given with --measured

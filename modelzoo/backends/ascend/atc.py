@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from modelzoo.backends.ascend.paths import FILE_MODE
 from modelzoo.backends.ascend.tools import run_tool
+from modelzoo.cache import digest
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
 
@@ -96,8 +97,10 @@ def atc_failure(output: str, returncode: int) -> str:
 
 
 def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
-               dynamic_batch: tuple[int, ...] | None = None, precision: str = "auto") -> Path:
-    """The cached .om for this model, batch (or batch gears) and chip; atc runs on a miss."""
+               dynamic_batch: tuple[int, ...] | None = None, precision: str = "auto",
+               keep: tuple[str, ...] = ()) -> Path:
+    """The cached .om for this model, batch (or batch gears) and chip; atc runs on a miss. `keep`
+    names ONNX ops atc keeps in their own precision (--keep_dtype)."""
     manifest = artifacts.manifest
     onnx_path = artifacts.onnx(None if dynamic_batch else batch_size)
     conf = manifest.atc
@@ -107,7 +110,8 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
         batch=None if dynamic_batch else batch_size,
         dynamic_batch=list(dynamic_batch) if dynamic_batch else None,
         atc={k: conf.get(k) for k in ("framework", "input_format", "log", "extra_flags")},
-        **({"precision": precision} if precision in PRECISION_MODES else {}))
+        **({"precision": precision} if precision in PRECISION_MODES else {}),
+        **({"keep_dtype": list(keep)} if keep else {}))
 
     def build(tmp: Path) -> None:
         # ATC writes fusion_result.json and kernel_meta/ into its working directory, and names
@@ -118,6 +122,9 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
             prefix = scratch / "model"
             cmd = atc_command(manifest, onnx_path.resolve(), prefix, soc_version, batch_size,
                               dynamic_batch, precision)
+            if keep:  # atc's config file: one op name per line
+                (scratch / "keep_dtype.cfg").write_text("".join(f"{op}\n" for op in keep))
+                cmd.append(f"--keep_dtype={scratch / 'keep_dtype.cfg'}")
             result = run_tool(cmd, "atc", ATC_TIMEOUT_S, cwd=scratch, hint=ATC_HINT)
             found = sorted(scratch.glob("model*.om"))
             if result.returncode != 0:
@@ -131,5 +138,6 @@ def compile_om(artifacts: Artifacts, batch_size: int, soc_version: str,
             shutil.rmtree(scratch, ignore_errors=True)
 
     tag = f"-{precision}" if precision in PRECISION_MODES else ""
+    tag += f"-keep{digest({'kept': list(keep)})[:8]}" if keep else ""
     return artifacts.cache.artifact(f"{manifest.name}-{artifacts.variant}-{soc_version}-{batch_tag}{tag}",
                                     ".om", key, build, f"Ascend .om ({soc_version})")

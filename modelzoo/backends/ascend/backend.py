@@ -20,6 +20,7 @@ from modelzoo.backends.ascend.tools import parse_devices
 from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
+from modelzoo.precision import kept_ops
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -84,10 +85,10 @@ class AscendBackend(Backend):
             found["npu-smi"] = self._npu_smi_version
         return found
 
-    def soc_version(self, options: AscendOptions, devices: list[int]) -> str:
+    def soc_version(self, options: AscendOptions | None, devices: list[int]) -> str:
         """--soc-version, else the chip kind of the run's devices per `npu-smi info`."""
-        if options.soc_version:
-            return options.soc_version
+        if _options(options).soc_version:
+            return _options(options).soc_version
         soc = npu_smi.choose_soc(self._read_chips(), devices)
         log.info("ascend: compiling for %s (from npu-smi info; --soc-version overrides)", soc)
         return soc
@@ -109,7 +110,9 @@ class AscendBackend(Backend):
         devices = parse_devices(options.device)
         gears = _gears(batch_size, options.dynamic_batch)
         soc = self.soc_version(options, devices)
-        om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears, settings.precision)))
+        keep = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
+        om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears, settings.precision,
+                                                         keep)))
         return om, devices, gears, soc
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
@@ -125,6 +128,7 @@ class AscendBackend(Backend):
         mode = precision_mode(artifacts.manifest, settings.precision)
         session.precision = "fp32" if mode == "force_fp32" else "fp16"
         session.precision_note = f"atc --precision_mode={mode}"
+        session.kept_ops = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
         session.identity = f"ascend {om.name}"
         return session
 

@@ -19,10 +19,10 @@ class AscendOptions:
 
 
 def add_options(group: argparse._ArgumentGroup, command: str) -> None:
-    group.add_argument("--device", type=_device_ids, default="0",
-                       help="NPU id(s), e.g. 0 or 0,1 (default 0)" if command == "run" else
-                       "NPU id (default 0)")
+    """run: every flag; bench: --device and --soc-version; compare (one chip): --soc-version."""
     group.add_argument("--soc-version", help="chip to compile for, e.g. Ascend310P3 (default: from npu-smi)")
+    if command in ("run", "bench"):
+        group.add_argument("--device", type=_device_ids, default="0", help="NPU id(s), e.g. 0 or 0,1 (default 0)")
     if command != "run":
         return
     group.add_argument("--dynamic-batch", type=batch_list, metavar="1,4,8",
@@ -34,8 +34,8 @@ def add_options(group: argparse._ArgumentGroup, command: str) -> None:
 
 
 def options_from(args: argparse.Namespace) -> AscendOptions:
-    """The options of the flags parsed; `bench` has no --dynamic-batch, --io or --keep-bin."""
-    return AscendOptions(device=args.device, soc_version=args.soc_version,
+    """The options of the flags parsed (those a command lacks keep their defaults)."""
+    return AscendOptions(device=getattr(args, "device", "0"), soc_version=args.soc_version,
                          dynamic_batch=getattr(args, "dynamic_batch", None), io=getattr(args, "io", "auto"),
                          keep_files=getattr(args, "keep_bin", False))
 

@@ -22,6 +22,7 @@ from modelzoo.testing.fake_ascend.atc_graph import (
     parse_gears,
     resolve_inputs,
 )
+from modelzoo.testing.fake_ascend.fp16 import FP16_MODES, as_fp16_chip, read_keep_dtype
 from modelzoo.testing.fake_ascend.om import OmManifest, TensorInfo, write_om
 
 START_LINE = "ATC start working now, please wait for a moment."
@@ -187,6 +188,9 @@ def check(options: dict[str, str]) -> Plan:
     if "out_nodes" in options:
         model, onnx_bytes = cut_at_out_nodes(model, options["out_nodes"])
     outputs = output_infos(model, inputs, gears)
+    if options.get("precision_mode", "force_fp16") in FP16_MODES:
+        keep = read_keep_dtype(Path(options["keep_dtype"])) if "keep_dtype" in options else (set(), set())
+        onnx_bytes = as_fp16_chip(model, *keep).SerializeToString()
 
     output = options["output"]
     suffix = f"_linux_{platform.machine()}.om" if dynamic else ".om"

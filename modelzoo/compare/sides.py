@@ -1,0 +1,161 @@
+"""Each side of a comparison: a model that, given input batches, returns the tensors asked for.
+
+The golden side is the fp32 ONNX in ONNX Runtime. A backend side runs the backend's own reduced
+form of it (quantised graph, compiled model, .om) with the same ONNX tensor names exposed where the
+backend keeps them; `observable` says which it could. `keep` names the ONNX ops to keep at higher
+precision, through the backend's own mechanism.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from modelzoo.compare.graph import with_outputs
+from modelzoo.errors import UserError
+
+if TYPE_CHECKING:
+    from modelzoo.backends.base import Arrays
+    from modelzoo.calibration import Calibration
+
+log = logging.getLogger(__name__)
+
+
+class Side:
+    """Runs batches; `observable` holds the tensor names it returns."""
+
+    observable: set[str]
+    mechanism = "none"  # how `keep` is applied, for the report
+
+    def run(self, batches: list[Arrays]) -> dict[str, np.ndarray]:
+        """Tensor name -> the tensor over all batches, concatenated along the batch axis."""
+        per_batch = [self.infer(b) for b in batches]
+        return {name: np.concatenate([b[name] for b in per_batch]) for name in per_batch[0]}
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        raise NotImplementedError
+
+
+class OrtSide(Side):
+    """An ONNX model in ONNX Runtime with `names` exposed (those the graph holds)."""
+
+    def __init__(self, model: onnx.ModelProto, names: list[str]) -> None:
+        import onnxruntime as ort
+
+        produced = {out for node in model.graph.node for out in node.output}
+        self.observable = {n for n in names if n in produced} | {o.name for o in model.graph.output}
+        exposed = with_outputs(model, [n for n in names if n in produced])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(exposed.SerializeToString(), options,
+                                            providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        return dict(zip(self.names, self.session.run(self.names, inputs)))
+
+
+def ort_int8(fp32_path: Path, names: list[str], keep: list[str]) -> OrtSide:
+    """ONNX Runtime's dynamic int8 of the run (modelzoo.quantize's settings), `keep` left in float
+    through quantize_dynamic's nodes_to_exclude."""
+    from modelzoo.quantize import dynamic_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "int8.onnx"
+        dynamic_int8(fp32_path, out, keep)
+        side = OrtSide(onnx.load(out), names)
+    side.mechanism = "onnxruntime quantize_dynamic nodes_to_exclude"
+    return side
+
+
+class OpenVinoSide(Side):
+    """The ONNX in OpenVINO's CPU plugin at `precision`: int8 by NNCF with `keep` in its
+    ignored_scope; bf16/fp16 with `keep` marked `disable_fp16_compression` in their rt_info, which
+    the CPU plugin honours for its inference precision, bf16 included (openvino PR 21440; not
+    measured here: this project's CI CPUs compute neither). OpenVINO keeps an ONNX tensor's name
+    on the op that now produces it; a tensor whose name its transformations dropped is not
+    observable."""
+
+    def __init__(self, fp32_path: Path, names: list[str], precision: str, keep: list[str],
+                 calibration: Calibration | None) -> None:
+        import openvino as ov
+
+        from modelzoo.backends.openvino import OV_HINTS
+
+        core = ov.Core()
+        model = core.read_model(str(fp32_path))
+        if precision == "int8":
+            from modelzoo.quantize import nncf_quantize
+
+            if calibration is None:
+                raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
+            model = nncf_quantize(model, calibration, keep)
+            self.mechanism = "NNCF ignored_scope"
+        else:
+            from modelzoo.quantize import openvino_ops
+
+            kept = set(openvino_ops(model, keep)) if keep else set()
+            for op in model.get_ordered_ops():
+                if op.get_friendly_name() in kept:
+                    op.get_rt_info()["disable_fp16_compression_0"] = ""
+            self.mechanism = "OpenVINO rt_info disable_fp16_compression"
+        ports = {}
+        for op in model.get_ordered_ops():
+            for port in op.outputs():
+                for name in port.get_names() & set(names):
+                    ports.setdefault(name, port)
+        self.observable = set(ports) | {o.get_any_name() for o in model.outputs}
+        model.add_outputs(list(ports.values()))
+        hint = OV_HINTS["fp32" if precision == "int8" else precision]
+        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        self.names = [_ov_name(port, names) for port in self.compiled.outputs]
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        result = self.compiled(inputs)
+        return {name: result[i] for i, name in enumerate(self.names)}
+
+
+def _ov_name(port, wanted: list[str]) -> str:
+    found = port.get_names() & set(wanted)
+    return min(found) if found else port.get_any_name()
+
+
+class AscendSide(Side):
+    """An .om compiled by atc with every tensor's node in --out_nodes, so that the chip hands
+    them back like outputs (a debug build: --out_nodes can stop atc fusing those ops, which a
+    release build would), `keep` through --keep_dtype, run with ais_bench's InferSession."""
+
+    mechanism = "atc --keep_dtype"
+
+    def __init__(self, model: onnx.ModelProto, names: list[str], atc_command: list[str], keep: list[str],
+                 workdir: Path) -> None:
+        from modelzoo.backends.ascend.ais_session import infer_session_class
+
+        producer = {out: (node.name, i) for node in model.graph.node for i, out in enumerate(node.output)}
+        finals = [o.name for o in model.graph.output]
+        wanted = [n for n in names if n in producer and n not in finals] + finals
+        workdir = workdir.resolve()  # atc runs inside it
+        workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [*atc_command, f"--output={workdir / 'compare'}",
+               "--out_nodes=" + ";".join(f"{producer[n][0]}:{producer[n][1]}" for n in wanted)]
+        if keep:
+            (workdir / "keep_dtype.cfg").write_text("".join(f"{op}\n" for op in keep))
+            cmd.append(f"--keep_dtype={workdir / 'keep_dtype.cfg'}")
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, check=False)
+        if result.returncode != 0:
+            from modelzoo.backends.ascend.atc import atc_failure
+
+            raise UserError(atc_failure(result.stdout + "\n" + result.stderr, result.returncode))
+        om = next(workdir.glob("compare*.om"))
+        self.session = infer_session_class()(0, str(om))
+        self.names = wanted
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.observable = set(wanted)
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        return dict(zip(self.names, self.session.infer([inputs[n] for n in self.input_names])))

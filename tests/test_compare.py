@@ -1,0 +1,161 @@
+"""`modelzoo compare` on the tinytrap plugin, whose two precision traps are planted: it must name
+the planted op, and --fix must find it and prove by running the fixed model that agreement is back."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tests.plugins.tinytrap.plugin as tinytrap
+from modelzoo.backends.ascend.options import AscendOptions
+from modelzoo.compare.command import CompareOptions, compare
+from modelzoo.testing.fake_ascend.fp16 import as_fp16_chip, read_keep_dtype
+from tests.conftest import REPO, install_plugin, registry_with, run_cli
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return registry_with(tinytrap)
+
+
+def options(backend, precision, tiny_data, cache_dir, tmp_path, **extra) -> CompareOptions:
+    return CompareOptions(model="tinytrap", backend=backend, precision=precision, data=tiny_data,
+                          cache_dir=cache_dir, output=tmp_path / "out", backend_options={"ascend": AscendOptions(soc_version="Ascend310P3")}, quiet=True,
+                          **extra)
+
+
+def meets(figures: dict, target: dict) -> bool:
+    return (figures["cosine"] is not None and figures["cosine"] >= target["cosine"]
+            and figures["top1_agreement"] >= target["top1_agreement"])
+
+
+def test_fake_ascend_fp16_names_the_overflow_and_keep_dtype_fixes_it_minimally(
+        registry, tiny_data, cache_dir, tmp_path, fake_ascend) -> None:
+    result = compare(options("ascend", "fp16", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    first = result["first_divergent"]
+    assert first["op"] == "/blowup/Gemm" and first["inf"] > 0
+    # Kept alone, blowup hands its fp32 output to an fp16 shrink through a cast: both are needed.
+    assert result["fix"] == ["/blowup/Gemm", "/shrink/Gemm"]
+    assert not meets(result["agreement_before"], result["target"])
+    assert meets(result["agreement_after"], result["target"])
+    written = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert written["fix"] == result["fix"] and (tmp_path / "out" / "compare.png").stat().st_size > 0
+    assert "`/blowup/Gemm`" in (tmp_path / "out" / "compare.md").read_text()
+
+
+def test_openvino_int8_names_the_outlier_consumer_and_the_fix_keeps_it(
+        registry, tiny_data, cache_dir, tmp_path) -> None:
+    pytest.importorskip("nncf")
+    result = compare(options("openvino", "int8", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    assert result["first_divergent"]["op"] == "/mix/Gemm"
+    rows = {row["op"]: row for row in result["ops"]}
+    assert rows["/widen/Gemm"]["cosine"] >= 0.99  # the op before it is still fine
+    assert result["fix"][0] == "/mix/Gemm"
+    assert not meets(result["agreement_before"], result["target"])
+    assert meets(result["agreement_after"], result["target"])
+
+
+def test_onnxruntime_int8_fix_is_the_planted_op_alone(registry, tiny_data, cache_dir, tmp_path) -> None:
+    result = compare(options("onnxruntime", "int8", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    assert result["first_divergent"]["op"] == "/mix/Gemm"
+    assert result["fix"] == ["/mix/Gemm"]
+    assert meets(result["agreement_after"], result["target"])
+
+
+def test_the_cli_writes_the_table_and_names_the_op(tiny_data, cache_dir, tmp_path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    env = install_plugin(site, "tinytrap", "tinytrap = tests.plugins.tinytrap.plugin")
+    done = run_cli("compare", "tinytrap", "--backend", "onnxruntime", "--precision", "int8", "--data",
+                   str(tiny_data), "--cache-dir", str(cache_dir), "--output", str(tmp_path / "out"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "first divergent op: /mix/Gemm" in done.stdout
+    table = json.loads((tmp_path / "out" / "compare.json").read_text())["ops"]
+    assert [row["op"] for row in table][:2] == ["/features/features.0/Flatten", "/features/features.1/Gemm"]
+
+
+def test_compare_refuses_fp32(registry, tiny_data, cache_dir, tmp_path) -> None:
+    from modelzoo.errors import UserError
+
+    with pytest.raises(UserError, match="reduced precision"):
+        compare(options("onnxruntime", "fp32", tiny_data, cache_dir, tmp_path), registry)
+
+
+def chain() -> onnx.ModelProto:
+    """x -> big (x1000) -> small (x0.001) -> out."""
+    nodes = [helper.make_node("MatMul", ["x", "w_big"], ["y"], name="big"),
+             helper.make_node("MatMul", ["y", "w_small"], ["out"], name="small")]
+    weights = [numpy_helper.from_array(np.array([[1000.0]], np.float32), "w_big"),
+               numpy_helper.from_array(np.array([[0.001]], np.float32), "w_small")]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1])], weights)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("keep, expected", [(set(), np.inf), ({"big"}, np.inf), ({"big", "small"}, 70.1234)])
+def test_the_fp16_chip_overflows_above_65504_unless_both_ends_are_kept(keep, expected) -> None:
+    session = ort.InferenceSession(as_fp16_chip(chain(), keep, set()).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    # 70.1234 x 1000 is above 65504; both ops kept compute it in fp32 throughout.
+    (out,) = session.run(None, {"x": np.array([[70.1234]], np.float32)})
+    assert out[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_keep_dtype_file_holds_names_and_optypes(tmp_path) -> None:
+    cfg = tmp_path / "keep.cfg"
+    cfg.write_text("# names\n/blowup/Gemm\n\nOpType::Softmax\n")
+    assert read_keep_dtype(cfg) == ({"/blowup/Gemm"}, {"Softmax"})
+
+
+def run_tinytrap(tmp_path, tiny_data, cache_dir, *extra: str):
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    env = install_plugin(site, "tinytrap", "tinytrap = tests.plugins.tinytrap.plugin") \
+        if not (site / "tinytrap-1.0.dist-info").exists() else \
+        {"PYTHONPATH": os.pathsep.join([str(site), str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+    done = run_cli("run", "tinytrap", "--data", str(tiny_data), "--cache-dir", str(cache_dir), "--output", str(out),
+                   "--workers", "0", *extra, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "report.json").read_text()), done.stderr
+
+
+def test_run_on_the_fp16_chip_collapses_loudly_and_keep_fp32_repairs_it(tiny_data, cache_dir, tmp_path,
+                                                                      fake_ascend) -> None:
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "ascend")
+    assert "PRECISION COLLAPSED" in stderr
+    assert "`modelzoo compare tinytrap --backend ascend --precision fp16 --fix`" in report["precision_warning"]
+    assert report["kept_ops"] == []
+
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "ascend",
+                                  "--keep-fp32", "/blowup/Gemm,/shrink/Gemm")
+    assert report["precision_warning"] is None and "PRECISION COLLAPSED" not in stderr
+    assert report["kept_ops"] == ["/blowup/Gemm", "/shrink/Gemm"]
+    assert report["agreement"]["parity_inputs"]["cosine"] > 0.999
+    # The fixed .om is an artifact of its own beside the plain one.
+    assert len(list(cache_dir.glob("tinytrap-ascend-Ascend310P3-bs1*.om"))) == 2
+
+
+def test_int8_ignored_in_the_manifest_is_applied(tiny_data, cache_dir, tmp_path, monkeypatch) -> None:
+    from modelzoo.api import load_manifest
+
+    toml = (Path(tinytrap.__file__).with_name("plugin.toml")).read_text()
+    path = tmp_path / "plugin.toml"
+    path.write_text(toml + '\n[int8]\nignored = ["/mix/Gemm"]\n')
+    manifest = load_manifest(path)
+    assert manifest.int8["ignored"] == ["/mix/Gemm"] and manifest.atc["keep_dtype"] == []
+    monkeypatch.setattr(tinytrap, "MANIFEST", manifest)
+    from modelzoo.pipeline import RunOptions, run
+
+    report = run(registry_with(tinytrap), RunOptions(model="tinytrap", backend="onnxruntime", precision="int8",
+                                                     data=tiny_data, cache_dir=cache_dir, output=tmp_path / "out",
+                                                     workers=0, quiet=True))
+    assert report["kept_ops"] == ["/mix/Gemm"]
+    assert report["precision_warning"] is None
+    assert report["agreement"]["parity_inputs"]["cosine"] > 0.99
