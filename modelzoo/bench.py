@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.autochoice import measurement_key, record_figure
@@ -81,7 +82,8 @@ def shape_sizes(manifest: Manifest, shapes: list[str]) -> list[dict[str, int]]:
 def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list[int], warmup: int,
           iters: int, output: Path, cache_dir: Path, weights: Path | None = None,
           settings: BackendSettings | None = None, precisions: tuple[str, ...] | None = ("auto",),
-          parity_check: bool = True, shapes: list[str] = ()) -> dict:
+          parity_check: bool = True, shapes: list[str] = (), backend_options: dict[str, Any] | None = None) -> dict:
+    """backend_options: backend name -> its own options (see Backend.options_from); default theirs."""
     entry = registry.model(model)
     size_sets = shape_sizes(entry.manifest, list(shapes))
     unit = unit_of(entry.manifest)
@@ -89,8 +91,12 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
     cache = Cache(cache_dir)
     settings = settings or BackendSettings(workdir=output)
     chosen, skipped = cells(registry, backends, precisions)
+
+    def own(name: str) -> BackendSettings:
+        return dataclasses.replace(settings, options=(backend_options or {}).get(name))
+
     for name in dict.fromkeys(n for n, _ in chosen):
-        registry.backend(name).check_paths(settings, cache.root)  # before anything is exported or compiled
+        registry.backend(name).check_paths(own(name), cache.root)  # before anything is exported or compiled
     rows = []
     for name, precision in chosen:
         backend = registry.backend(name)
@@ -98,7 +104,7 @@ def bench(registry: Registry, model: str, backends: list[str], batch_sizes: list
                               parity_check=parity_check)
         for sizes, bs in itertools.product(size_sets, batch_sizes):
             log.info("bench %s %s bs%d: %d warm-up + %d timed batches", name, precision, bs, warmup, iters)
-            figures = backend.benchmark(artifacts, bs, dataclasses.replace(settings, precision=precision),
+            figures = backend.benchmark(artifacts, bs, dataclasses.replace(own(name), precision=precision),
                                         warmup, iters, sizes or None)
             shape = {"shape": describe_sizes(sizes)} if sizes else {}
             rows.append({"backend": name, "precision_requested": precision, "batch_size": bs, **shape, **figures,

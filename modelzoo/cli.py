@@ -9,6 +9,8 @@ import traceback
 from pathlib import Path
 
 from modelzoo import __version__
+from modelzoo.argtypes import batch_list
+from modelzoo.backend_flags import add_backend_flags, backend_options, warn_ignored
 from modelzoo.errors import PluginError, UserError
 from modelzoo.plugins import DISABLE_ENV, disabled_plugins
 from modelzoo.precision import PRECISIONS
@@ -30,10 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(_backends_for(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
-    if args.disable_plugin:  # through the environment, so that subprocesses (zoo CI probes) honour it too
-        os.environ[DISABLE_ENV] = ",".join([*disabled_plugins(), *args.disable_plugin])
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="modelzoo: %(message)s", stream=sys.stderr)
     try:
@@ -79,19 +79,29 @@ def _int_at_least(text: str, least: int) -> int:
     return value
 
 
-def _device_ids(text: str) -> str:
-    """An argparse type: accelerator device ids like 0 or 0,1 (kept as written, for the backend)."""
-    from modelzoo.backends.ascend.tools import parse_devices
+def _backends_for(argv: list[str]) -> list:
+    """The registered backends, whose own flags `run`, `bench` and `compare` take; none for others,
+    so that they (and `modelzoo --help`) load no plugin before they need one. --disable-plugin is
+    honoured first, through the environment, so that subprocesses (zoo CI probes) honour it too."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--disable-plugin", action="append", default=[])
+    pre.add_argument("command", nargs="?")
+    known, _ = pre.parse_known_args(argv)
+    if known.disable_plugin:
+        os.environ[DISABLE_ENV] = ",".join([*disabled_plugins(), *known.disable_plugin])
+    if known.command not in ("run", "bench", "compare"):
+        return []
+    from modelzoo.plugins import get_plugin_manager
+    from modelzoo.registry import Registry
 
-    try:
-        parse_devices(text)
-    except UserError:
-        raise argparse.ArgumentTypeError(f"expected distinct device ids (0..255) like 0 or 0,1, "
-                                         f"got {text!r}") from None
-    return text
+    try:  # a broken plugin is the command's own error to report, once the arguments are parsed
+        return list(Registry(get_plugin_manager(broken=[])).backends.values())
+    except (UserError, PluginError):
+        return []
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(backends: list | None = None) -> argparse.ArgumentParser:
+    """The command line; `run`, `bench` and `compare` also take each of `backends`' own flags."""
     common = OneLineParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bars or info lines")
     common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -115,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", cmd_run, "evaluate a model end to end: export, compile, infer, score, report")
     _run_args(p)
+    add_backend_flags(p, backends or [], "run")
 
     _preprocess_args(command("preprocess", cmd_preprocess, "write one <key>.bin per sample (per input), "
                                                            "as ModelZoo's preprocess script does"))
@@ -124,13 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("bench", cmd_bench, "measure pure-inference throughput per backend and batch size")
     _bench_args(p)
+    add_backend_flags(p, backends or [], "bench")
 
     p = command("ci", cmd_ci, "discover every plugin (plugin.toml under PATHs, installed entry points) and "
                               "check each model: manifest, hook contract, export + parity, smoke inference")
     _ci_args(p)
 
-    _compare_args(command("compare", cmd_compare, "find the first op where a reduced precision departs from "
-                                                  "the fp32 ONNX, and (--fix) the ops to keep in higher precision"))
+    p = command("compare", cmd_compare, "find the first op where a reduced precision departs from "
+                                        "the fp32 ONNX, and (--fix) the ops to keep in higher precision")
+    _compare_args(p)
+    add_backend_flags(p, backends or [], "compare")
 
     p = command("fetch", cmd_fetch, "download the model's weights from the manifest's URL")
     p.add_argument("model")
@@ -208,15 +222,6 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     again.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --output (also the default on a rerun)")
     again.add_argument("--fresh", action="store_true", help="discard earlier results in --output")
-    target = p.add_argument_group("accelerator options (ascend)")
-    target.add_argument("--device", type=_device_ids, default="0", help="device id(s), e.g. 0 or 0,1 (default 0)")
-    target.add_argument("--soc-version", help="chip to compile for, e.g. Ascend310P3 (default: from npu-smi)")
-    target.add_argument("--dynamic-batch", type=_batch_list, metavar="1,4,8",
-                        help="compile once for these batch sizes (atc --dynamic_batch_size)")
-    target.add_argument("--io", choices=("auto", "files", "stream"), default="auto",
-                        help="files: .bin files through 'python3 -m ais_bench'; stream: in-process "
-                             "InferSession (default when importable)")
-    target.add_argument("--keep-bin", action="store_true", help="keep the input .bin files of --io files")
     cluster = _engine_args(p)
     cluster.add_argument("--actors-per-node", type=positive_int, metavar="N",
                          help="sessions per CPU node (default 1; Ascend nodes get one per NPU)")
@@ -228,7 +233,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _bench_args(p: argparse.ArgumentParser) -> None:
     """`modelzoo bench`: backends, batch sizes, precisions and how long to measure."""
     p.add_argument("model")
-    p.add_argument("--bs", "--batchsize", dest="bs", type=_batch_list, default=(1, 4, 8, 16, 32, 64),
+    p.add_argument("--bs", "--batchsize", dest="bs", type=batch_list, default=(1, 4, 8, 16, 32, 64),
                    metavar="1,4,8", help="batch sizes (default 1,4,8,16,32,64)")
     p.add_argument("--backend", default="auto", help="backend(s), comma-separated (default auto)")
     p.add_argument("--compare", action="store_true", help="add the torch eager reference")
@@ -248,8 +253,6 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", type=Path, default=Path("modelzoo-out/bench"),
                    help="where bench.json, bench.md and bench.png go (default ./modelzoo-out/bench)")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
-    p.add_argument("--device", type=_device_ids, default="0", help="accelerator device id (default 0)")
-    p.add_argument("--soc-version", help="chip to compile for (default: from npu-smi)")
     _parity_arg(p)
 
 
@@ -269,7 +272,6 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.99, help="cosine below which an op diverges (0.99)")
     p.add_argument("--fix", action="store_true", help="search for ops to keep at higher precision")
     p.add_argument("--target-cosine", type=float, default=0.999, help="--fix: output cosine to reach (0.999)")
-    p.add_argument("--soc-version", help="ascend: chip to compile for (default: from npu-smi)")
     p.add_argument("--output", type=Path, help="default ./modelzoo-out/MODEL/compare-BACKEND-PRECISION")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
@@ -327,16 +329,6 @@ def _engine_args(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return group
 
 
-def _batch_list(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected batch sizes like 1,4,8, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, got {text!r}")
-    return sizes
-
-
 def _op_list(text: str) -> tuple[str, ...]:
     ops = tuple(part.strip() for part in text.split(",") if part.strip())
     if not ops:
@@ -383,7 +375,8 @@ def cmd_compare(args) -> None:
                           weights=args.weights, batch_size=args.bs, calibration=args.calibration,
                           calibration_data=args.calibration_data, cache_dir=args.cache_dir,
                           samples=args.samples, output=args.output, threshold=args.threshold, fix=args.fix,
-                          target_cosine=args.target_cosine, soc_version=args.soc_version, quiet=args.quiet)
+                          target_cosine=args.target_cosine, backend_options=backend_options(args)[0],
+                          quiet=args.quiet)
     result = compare(opts, _registry(args))
     first = result["first_divergent"]
     print(f"{result['observable']} of {result['tensors']} tensors observable on {result['backend']} "
@@ -455,13 +448,13 @@ def cmd_run(args) -> None:
     from modelzoo.pipeline import RunOptions, run
     from modelzoo.report import print_report
 
+    options, given = backend_options(args)
     report = run(_registry(args), RunOptions(
         model=args.model, backend=args.backend, batch_size=args.bs, weights=args.weights,
         data=args.data, labels=args.labels, limit=args.limit, output=args.output,
         cache_dir=args.cache_dir, skip_invalid=args.skip_invalid, workers=args.workers,
-        simplify=not args.no_simplify, quiet=args.quiet, device=args.device,
-        soc_version=args.soc_version, dynamic_batch=args.dynamic_batch, io=args.io,
-        keep_bin=args.keep_bin, precision=args.precision, calibration=args.calibration,
+        simplify=not args.no_simplify, quiet=args.quiet, backend_options=options, backend_flags=given,
+        precision=args.precision, calibration=args.calibration,
         calibration_data=args.calibration_data, agreement_samples=args.agreement_samples,
         fresh=args.fresh, resume=args.resume, parity_check=args.parity_check,
         model_source=args.model_source, source_dir=args.source_dir, engine=args.engine,
@@ -521,11 +514,12 @@ def cmd_bench(args) -> None:
         if args.calibration_data is not None or entry.demo_data is not None:
             demo = load_dataset(entry, None, None) if args.calibration_data is None else None
             calibration = choose_calibration(entry, args.calibration, args.calibration_data, demo)
-    settings = BackendSettings(workdir=args.output, device=args.device, soc_version=args.soc_version,
-                               calibration=calibration)
+    options, given = backend_options(args)
+    warn_ignored(given, backends)
+    settings = BackendSettings(workdir=args.output, calibration=calibration)
     result = bench(registry, args.model, backends, list(args.bs), args.warmup, args.iters, args.output,
                    args.cache_dir or DEFAULT_OUTPUT_ROOT / "cache", args.weights, settings, precisions,
-                   args.parity_check, args.shape)
+                   args.parity_check, args.shape, options)
     print(markdown(result))
     print(f"wrote {args.output / 'bench.json'}, bench.md and bench.png")
 

@@ -10,16 +10,17 @@ import re
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from importlib.metadata import packages_distributions, version
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
 from modelzoo import __version__, autochoice
 from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, collapse, on_parity_inputs
 from modelzoo.artifacts import Artifacts
+from modelzoo.backend_flags import warn_ignored
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
@@ -60,11 +61,11 @@ class RunOptions:
     workers: int | None = None
     simplify: bool = True
     quiet: bool = False
-    device: str = "0"
-    soc_version: str | None = None
-    dynamic_batch: tuple[int, ...] | None = None
-    io: str = "auto"
-    keep_bin: bool = False
+    # Backend name -> its own options (Backend.options_from); a backend missing here gets None, its
+    # defaults. backend_flags: backend name -> its flags given on the command line, to warn about
+    # those of a backend that does not run.
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    backend_flags: dict[str, list[str]] = field(default_factory=dict)
     precision: str = "auto"
     calibration: int = DEFAULT_IMAGES           # images for static int8
     calibration_data: Path | None = None        # calibrate on these, never the scored ones
@@ -162,12 +163,13 @@ def _backend_for_run(registry: Registry, cluster, entry: ModelEntry, weights, ca
     settings = _backend_settings(entry, opts, cache.root / "auto-probe")  # workdir: the output, once known
     choice = _choose_backend(registry, cluster, entry, settings, artifacts_for, cache, opts)
     backend = choice.backend
+    warn_ignored(opts.backend_flags, [backend.name])
     with _closed_on_error(choice.session):
         output = Path(opts.output or default_output(entry.name, backend.name, opts.batch_size, dataset, opts.limit))
         _check_writable(output)  # the first thing that touches the output folder: every check is done
         if weights.random:
             print(random_banner(entry.manifest, quiet=opts.quiet), file=sys.stderr)
-        settings = replace(settings, workdir=output)
+        settings = replace(settings, workdir=output, options=opts.backend_options.get(backend.name))
         backend.check_paths(settings, cache.root)  # before minutes of export and compile
     cache.timings.clear()  # what the probe built or found is in its own figure (backend_choice's probe_s)
     return choice, choice.artifacts or artifacts_for(backend), settings
@@ -231,21 +233,27 @@ def _result_log(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: 
 
 
 def _backend_settings(entry: ModelEntry, opts: RunOptions, output: Path) -> BackendSettings:
-    """What the run asks of its backend, with the calibration images when it quantises to int8."""
+    """What the run asks of any backend, with the calibration images when it quantises to int8; the
+    chosen backend's own options join once it is known."""
     calibration = None
     if opts.precision == "int8":
         everything = load_dataset(entry, opts.data, opts.labels) if opts.calibration_data is None else None
         calibration = choose_calibration(entry, opts.calibration, opts.calibration_data, everything)
-    return BackendSettings(workdir=output, device=opts.device, soc_version=opts.soc_version,
-                           dynamic_batch=opts.dynamic_batch, io=opts.io, keep_files=opts.keep_bin,
-                           precision=opts.precision, calibration=calibration, keep_fp32=opts.keep_fp32)
+    return BackendSettings(workdir=output, precision=opts.precision, calibration=calibration,
+                           keep_fp32=opts.keep_fp32)
 
 
 def _what_ran(opts: RunOptions, entry: ModelEntry, backend, backend_choice: dict) -> dict:
     """The report's opening keys: which model, task, backend and settings."""
     return {"model": entry.manifest.name, "task": entry.task.kind, "backend": backend.name,
             "backend_choice": backend_choice, "batch_size": opts.batch_size,
-            "precision_requested": opts.precision, "model_source": opts.model_source}
+            "precision_requested": opts.precision, "model_source": opts.model_source,
+            "backend_options": _options_report(opts.backend_options.get(backend.name))}
+
+
+def _options_report(options: Any) -> dict | None:
+    """The backend's own options as given (None: its defaults, or a backend without options)."""
+    return asdict(options) if is_dataclass(options) else None
 
 
 def _run_context(opts: RunOptions, entry: ModelEntry, backend, weights, dataset: Dataset) -> dict:

@@ -253,14 +253,13 @@ def test_a_cached_om_of_another_user(tmp_path) -> None:
 
 def test_files_mode_refuses_an_image_name_ais_bench_would_refuse(tmp_path) -> None:
     from modelzoo.backends.ascend.ais_cli import AisFilesSession
-    from modelzoo.backends.base import BackendSettings, Batch
+    from modelzoo.backends.base import Batch
     from modelzoo.errors import UserError
 
     manifest = replace(load_manifest(TINY_MANIFEST),
                        inputs=(Tensor("image", "float32", "NCHW", ("N", 3, 4, 4)),),
                        outputs=(Tensor("features", "float32", "ND", ("N", 10)),))
-    session = AisFilesSession(tmp_path / "never-run.om", manifest, 2, False, [0],
-                              BackendSettings(workdir=tmp_path / "out"))
+    session = AisFilesSession(tmp_path / "never-run.om", manifest, 2, False, [0], tmp_path / "out", False)
     batch = Batch(["ok_1", "holiday photo"], {"image": np.zeros((2, 3, 4, 4), np.float32)})
     with pytest.raises(UserError, match="image 'holiday photo' would be written as an input file "
                                         "ais_bench refuses"):

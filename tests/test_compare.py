@@ -13,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import tests.plugins.tinytrap.plugin as tinytrap
+from modelzoo.backends.ascend.options import AscendOptions
 from modelzoo.compare.command import CompareOptions, compare
 from modelzoo.testing.fake_ascend.fp16 import as_fp16_chip, read_keep_dtype
 from tests.conftest import REPO, install_plugin, registry_with, run_cli
@@ -25,7 +26,7 @@ def registry():
 
 def options(backend, precision, tiny_data, cache_dir, tmp_path, **extra) -> CompareOptions:
     return CompareOptions(model="tinytrap", backend=backend, precision=precision, data=tiny_data,
-                          cache_dir=cache_dir, output=tmp_path / "out", soc_version="Ascend310P3", quiet=True,
+                          cache_dir=cache_dir, output=tmp_path / "out", backend_options={"ascend": AscendOptions(soc_version="Ascend310P3")}, quiet=True,
                           **extra)
 
 

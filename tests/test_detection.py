@@ -19,6 +19,7 @@ import torch
 
 import tests.plugins.tinydet.plugin as tinydet
 from modelzoo.api import UserError
+from modelzoo.backends.ascend.options import AscendOptions
 from modelzoo.bench import bench
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.registry import Registry
@@ -172,7 +173,8 @@ def test_int8_calibrates_on_the_letterboxes_and_keeps_the_metas(registry, weight
 @pytest.mark.parametrize("io", ["files", "stream"])
 def test_the_fake_ascend_toolchain_gives_the_torch_models_boxes(registry, weights, cache, data, expected, tmp_path,
                                                                fake_ascend, io):
-    report = run_det(registry, weights, cache, data, tmp_path, backend="ascend", io=io, precision="fp32")
+    report = run_det(registry, weights, cache, data, tmp_path, backend="ascend", precision="fp32",
+                     backend_options={"ascend": AscendOptions(io=io)})
     assert report["backend"] == "ascend"
     assert_matches(tmp_path, report, expected)
 

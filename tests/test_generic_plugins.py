@@ -24,6 +24,7 @@ import tests.plugins.tinyseg.task as seg_task
 import tests.plugins.tinytext.plugin as tinytext
 import tests.plugins.tinytext.task as text_task
 from modelzoo.api import UserError, load_manifest
+from modelzoo.backends.ascend.options import AscendOptions
 from modelzoo.bench import bench
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.registry import Registry
@@ -238,7 +239,8 @@ def test_the_fake_ascend_toolchain_gives_the_torch_models_records(registry, weig
     caplog.set_level(logging.INFO, logger="modelzoo")
     # fp32 (force_fp32): the fake chip then computes what torch does; at atc's default fp16 it rounds
     # every op (tests/test_compare.py).
-    report = run_model(registry, weights, cache, name, tmp_path, backend="ascend", io=io, precision="fp32")
+    report = run_model(registry, weights, cache, name, tmp_path, backend="ascend", precision="fp32",
+                       backend_options={"ascend": AscendOptions(io=io)})
     assert report["backend"] == "ascend"
     assert_matches(name, tmp_path, report, expected)
     work = tmp_path / "ascend"
@@ -304,15 +306,15 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
     output = tmp_path / "run"
     monkeypatch.setenv("MODELZOO_FAKE_AIS_CRASH_AFTER", "1")
     with pytest.raises(UserError, match="ais_bench on device 0 failed"):
-        run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend", io="files",
-                  precision="fp32")
+        run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend",
+                  precision="fp32", backend_options={"ascend": AscendOptions(io="files")})
     results = output / "ascend" / "output" / "device0"
     first = sorted(p.name for p in results.iterdir())
     assert first == sorted(f"t0{i}_{o}.bin" for i in range(1, 5) for o in (0, 1))  # the batch before the crash
 
     monkeypatch.delenv("MODELZOO_FAKE_AIS_CRASH_AFTER")
     report = run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend",
-                       io="files", keep_bin=True, precision="fp32")
+                       precision="fp32", backend_options={"ascend": AscendOptions(io="files", keep_files=True)})
     sent = sorted(p.stem for p in (output / "ascend" / "input" / "device0" / "attention_mask").iterdir())
     assert sent == [f"t{i:02d}" for i in range(5, 13)]
     assert_matches("tinytext", output, report, expected)

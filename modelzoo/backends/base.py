@@ -5,13 +5,15 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
 from modelzoo.throughput import bench_figures
 
 if TYPE_CHECKING:
+    import argparse
+
     from modelzoo.manifest import Manifest
     from modelzoo.artifacts import Artifacts
     from modelzoo.calibration import Calibration
@@ -73,17 +75,15 @@ class FixedAxes:
 
 @dataclass(frozen=True)
 class BackendSettings:
-    """What a run asks of its backend; each backend uses what applies to it and ignores the rest."""
+    """What a run asks of its backend: what every backend understands, plus its own options."""
 
     workdir: Path                           # the run's output dir: intermediate files go below it
-    device: str = "0"                       # accelerator ids, e.g. "0" or "0,1"
-    soc_version: str | None = None          # chip to compile for; None: detect it
-    dynamic_batch: tuple[int, ...] | None = None  # compile once for these batch sizes
-    io: str = "auto"                        # "files" or "stream", for backends that can do both
-    keep_files: bool = False                # keep intermediate input files (--keep-bin)
     precision: str = "auto"                 # see modelzoo.precision; "auto": the backend's native one
     calibration: Calibration | None = None  # images for static int8 quantisation
     keep_fp32: tuple[str, ...] = ()         # --keep-fp32: ONNX ops to keep at higher precision
+    # The backend's own settings, as its options_from() made them (None: its defaults). They travel
+    # to Ray actors with the rest, so they must pickle: a dataclass of plain values.
+    options: Any = None
 
 
 class Session:
@@ -170,6 +170,21 @@ class Backend:
     def versions(self) -> dict[str, str]:
         """Versions of the libraries or tools this backend runs on, for reports and cache keys."""
         return {}
+
+    def add_options(self, group: argparse._ArgumentGroup, command: str) -> None:
+        """Add this backend's own flags to `group` (titled after the backend) of `modelzoo <command>`,
+        "run", "bench" or "compare". Every registered backend's flags are on the command line, whichever runs,
+        so their names should say what they are for; a backend without options adds none."""
+
+    def options_from(self, args: argparse.Namespace) -> Any:
+        """This backend's own settings, from the flags `add_options` added, for BackendSettings.options
+        (the flags of another command than the one parsed are missing from `args`)."""
+        return None
+
+    def on_actor(self, options: Any) -> Any:
+        """The options for a session on a Ray actor, which Ray gave this backend's devices
+        renumbered from 0 (see `accelerator`); the default keeps them."""
+        return options
 
     def check_paths(self, settings: BackendSettings, cache_dir: Path) -> None:
         """Raise a one-line UserError for an output or cache folder this backend's tools would

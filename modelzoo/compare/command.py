@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -36,7 +37,7 @@ class CompareOptions:
     threshold: float = DEFAULT_THRESHOLD
     fix: bool = False
     target_cosine: float = TARGET_COSINE
-    soc_version: str | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)  # backend name -> its own options
     quiet: bool = False
 
 
@@ -122,9 +123,8 @@ def _side_maker(backend, precision: str, artifacts, fp32_path: Path, model, opts
         return lambda names, keep: OpenVinoSide(fp32_path, names, precision, keep, calibration)
     if backend.name == "ascend":
         from modelzoo.backends.ascend.atc import atc_command
-        from modelzoo.backends.base import BackendSettings
 
-        soc = backend.soc_version(BackendSettings(workdir=output, soc_version=opts.soc_version), [0])
+        soc = backend.soc_version(opts.backend_options.get(backend.name), [0])
         base = [a for a in atc_command(artifacts.manifest, fp32_path.resolve(), output, soc, opts.batch_size,
                                        precision=precision) if not a.startswith("--output=")]
         count = iter(range(1_000_000))

@@ -48,8 +48,10 @@ class SessionHost:
         """Open the session on this node; says where it runs."""
         import ray
 
-        # Ray gives the actor its own NPU as device 0 (ASCEND_RT_VISIBLE_DEVICES); files stay on this node.
-        settings = replace(self.settings, workdir=self.scratch / "work", device="0")
+        # Ray gives the actor its own devices, numbered from 0 (the backend renumbers its options);
+        # files stay on this node.
+        settings = replace(self.settings, workdir=self.scratch / "work",
+                           options=self.backend.on_actor(self.settings.options))
         cache = node_cache()
         self.backend.check_paths(settings, cache)  # this node's folders, as a local run checks its own
         cache.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ from modelzoo.backends.ascend.ais_parse import (
 )
 from modelzoo.backends.ascend.paths import resolved, secure_dir, secure_file
 from modelzoo.backends.ascend.tools import run_tool
-from modelzoo.backends.base import BackendSettings, Batch, FixedAxes, Session
+from modelzoo.backends.base import Batch, FixedAxes, Session
 from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
@@ -104,14 +104,14 @@ class AisFilesSession(Session):
     """Batches -> .bin files -> `python3 -m ais_bench` per device -> `<stem>_0.bin` results."""
 
     def __init__(self, om: Path, manifest: Manifest, batch_size: int, dynamic: bool,
-                 devices: list[int], settings: BackendSettings) -> None:
+                 devices: list[int], workdir: Path, keep_files: bool) -> None:
         super().__init__()
         self.om = om
         self.batch_size = batch_size
         self.dynamic = dynamic
         self.devices = devices
-        self.keep_files = settings.keep_files
-        self.root = resolved(settings.workdir) / "ascend"
+        self.keep_files = keep_files
+        self.root = resolved(workdir) / "ascend"
         self.input_root = self.root / "input"
         self.output_root = self.root / "output"
         self.input_names = [t.name for t in manifest.inputs]

@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from modelzoo.backends.ascend import npu_smi, paths
 from modelzoo.backends.ascend.ais_cli import AisFilesSession, pure_inference
 from modelzoo.backends.ascend.ais_session import AisStreamSession
 from modelzoo.backends.ascend.atc import compile_om, precision_mode
+from modelzoo.backends.ascend.options import AscendOptions, add_options, options_from
 from modelzoo.backends.ascend.tools import parse_devices
 from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.errors import UserError
@@ -39,6 +41,16 @@ class AscendBackend(Backend):
 
     def auto_precision(self) -> str:
         return "fp16"
+
+    def add_options(self, group, command: str) -> None:
+        add_options(group, command)
+
+    def options_from(self, args) -> AscendOptions:
+        return options_from(args)
+
+    def on_actor(self, options: AscendOptions | None) -> AscendOptions:
+        # Ray hands each actor its own NPU, visible to it as device 0 (ASCEND_RT_VISIBLE_DEVICES).
+        return replace(_options(options), device="0")
 
     def __init__(self) -> None:
         self._chips: list[npu_smi.Chip] | None = None
@@ -73,10 +85,10 @@ class AscendBackend(Backend):
             found["npu-smi"] = self._npu_smi_version
         return found
 
-    def soc_version(self, settings: BackendSettings, devices: list[int]) -> str:
+    def soc_version(self, options: AscendOptions | None, devices: list[int]) -> str:
         """--soc-version, else the chip kind of the run's devices per `npu-smi info`."""
-        if settings.soc_version:
-            return settings.soc_version
+        if _options(options).soc_version:
+            return _options(options).soc_version
         soc = npu_smi.choose_soc(self._read_chips(), devices)
         log.info("ascend: compiling for %s (from npu-smi info; --soc-version overrides)", soc)
         return soc
@@ -94,22 +106,25 @@ class AscendBackend(Backend):
                 settings: BackendSettings) -> tuple[Path, list[int], tuple[int, ...] | None, str]:
         """(.om, devices, batch gears or None, soc_version) for a run; the .om's path resolved
         and its mode one that ais_bench accepts (a cached one may come from an older run)."""
-        devices = parse_devices(settings.device)
-        gears = _gears(batch_size, settings.dynamic_batch)
-        soc = self.soc_version(settings, devices)
+        options = _options(settings.options)
+        devices = parse_devices(options.device)
+        gears = _gears(batch_size, options.dynamic_batch)
+        soc = self.soc_version(options, devices)
         keep = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
         om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears, settings.precision,
                                                          keep)))
         return om, devices, gears, soc
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
-        io = _io_mode(settings.io)
+        options = _options(settings.options)
+        io = _io_mode(options.io)
         om, devices, gears, _ = self.compile(artifacts, batch_size, settings)
         log.info("ascend: %s on device(s) %s, --io %s", om.name, ",".join(map(str, devices)), io)
         if io == "stream":
             session = AisStreamSession(om, artifacts.manifest, batch_size, gears is not None, devices)
         else:
-            session = AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices, settings)
+            session = AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices,
+                                      settings.workdir, options.keep_files)
         mode = precision_mode(artifacts.manifest, settings.precision)
         session.precision = "fp32" if mode == "force_fp32" else "fp16"
         session.precision_note = f"atc --precision_mode={mode}"
@@ -119,7 +134,7 @@ class AscendBackend(Backend):
 
     def prepare(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> None:
         # The ONNX atc starts from; the .om depends on the chip, so each Ascend host compiles its own.
-        artifacts.onnx(None if settings.dynamic_batch else batch_size)
+        artifacts.onnx(None if _options(settings.options).dynamic_batch else batch_size)
 
     def benchmark(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings,
                   warmup: int, iters: int, sizes: dict[str, int] | None = None) -> dict[str, float | str | None]:
@@ -137,6 +152,11 @@ class AscendBackend(Backend):
         return {"fps": figures["fps"], "latency_ms_p50": ms["median"], "latency_ms_p90": None,
                 "latency_ms_p99": ms.get("p99"), "chip": soc,
                 "precision": "fp32" if mode == "force_fp32" else "fp16"}
+
+
+def _options(options: AscendOptions | None) -> AscendOptions:
+    """The run's Ascend options; a run started from Python without them gets the flags' defaults."""
+    return options or AscendOptions()
 
 
 def _gears(batch_size: int, dynamic_batch: tuple[int, ...] | None) -> tuple[int, ...] | None:
