@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import importlib
 import re
+from pathlib import Path
 
 import pluggy
 import pytest
