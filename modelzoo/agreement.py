@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from modelzoo.cache import digest
+from modelzoo.core import Sample
 from modelzoo.export import PARITY_SAMPLES, PARITY_SEED, torch_outputs
 from modelzoo.fileio import atomic_write_json
 from modelzoo.parity import agreement
-from modelzoo.tasks import Sample, samples_digest
+from modelzoo.tasks import samples_digest
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
-    from modelzoo.backends.base import Arrays, Batch, Session
+    from modelzoo.backends.base import Session
+    from modelzoo.core import Arrays, Batch
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ input in one line. Anything not listed here may change without notice.
 """
 from __future__ import annotations
 
-from modelzoo.backends.base import Backend, BackendSettings, Batch, Session
+from modelzoo.backends.base import Backend, BackendSettings, Session
+from modelzoo.core import Batch, Dataset, Evaluator, ModelEntry, Sample, Task
 from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
 from modelzoo.manifest import Manifest, OutputCheck, Tensor, load_manifest
-from modelzoo.registry import ModelEntry
-from modelzoo.tasks import Classification, Dataset, Evaluator, Sample, Task
+from modelzoo.tasks import Classification
 
 __all__ = ["Backend", "BackendSettings", "Batch", "Classification", "Dataset", "Evaluator", "Manifest",
            "ModelEntry", "OutputCheck", "Sample", "Session", "Task", "Tensor", "UserError", "hookimpl", "load_manifest"]

@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from modelzoo import __version__
 from modelzoo.cache import Cache, digest
+from modelzoo.core import ModelEntry
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
-from modelzoo.registry import ModelEntry
 from modelzoo.source import read_marker
 from modelzoo.weights import RANDOM_SEED, Weights, sha256_of
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from modelzoo.artifacts import plugin_code_digest
-from modelzoo.backends.base import Backend, Batch, Session
+from modelzoo.backends.base import Backend, Session
 from modelzoo.cache import digest
+from modelzoo.core import Batch
 from modelzoo.fileio import atomic_write_json
 from modelzoo.host import host_description
 from modelzoo.throughput import bench_figures
@@ -36,7 +37,8 @@ from modelzoo.throughput import bench_figures
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
     from modelzoo.backends.base import BackendSettings
-    from modelzoo.registry import ModelEntry, Registry
+    from modelzoo.core import ModelEntry
+    from modelzoo.registry import Registry
 
 log = logging.getLogger(__name__)
 

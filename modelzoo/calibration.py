@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from modelzoo.core import Dataset, Sample
 from modelzoo.errors import UserError
-from modelzoo.tasks import Dataset, Sample, samples_digest
+from modelzoo.tasks import samples_digest
 from modelzoo.text import plural
 
 if TYPE_CHECKING:
-    from modelzoo.backends.base import Arrays
-    from modelzoo.registry import ModelEntry
+    from modelzoo.core import Arrays, ModelEntry
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 from modelzoo.manifest import Manifest
 
 if TYPE_CHECKING:
-    from modelzoo.registry import ModelEntry
+    from modelzoo.core import ModelEntry
 
 
 class ContractError(AssertionError):
@@ -34,7 +34,7 @@ def check_backend(backend: Any) -> None:
 
 def check_entry(entry: Any) -> None:
     """What can be checked without running plugin code: types, callables, picklability, the task."""
-    from modelzoo.registry import ModelEntry
+    from modelzoo.core import ModelEntry
 
     expect(isinstance(entry, ModelEntry), f"register() got {type(entry).__name__}, not a ModelEntry")
     expect(isinstance(entry.manifest, Manifest), "ModelEntry.manifest must come from modelzoo.api.load_manifest()")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from modelzoo.core import Arrays
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest, Tensor
 from modelzoo.parity import agreement
@@ -26,7 +27,6 @@ PARITY_SEED = 1234
 # graph lands far outside it.
 SIZE_TOLERANCE = 1e-3
 
-Arrays = dict[str, np.ndarray]
 Sizes = dict[str, int]  # dynamic axis name -> size
 # (batch size, seed, dynamic axis sizes or None for the examples) -> input name -> array
 ExampleInputs = Callable[[int, int, "Sizes | None"], Arrays]

@@ -12,7 +12,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from modelzoo.backends.base import Backend
-    from modelzoo.registry import ModelEntry
+    from modelzoo.core import ModelEntry
 
 hookspec = pluggy.HookspecMarker("modelzoo")
 hookimpl = pluggy.HookimplMarker("modelzoo")

@@ -18,23 +18,30 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm import tqdm
 
 from modelzoo import __version__, autochoice
-from modelzoo.agreement import DEFAULT_SAMPLES, REFERENCE, RunSamples, collapse, on_parity_inputs
+from modelzoo.agreement import (
+    DEFAULT_SAMPLES,
+    REFERENCE,
+    RunSamples,
+    collapse,
+    on_parity_inputs,
+)
 from modelzoo.artifacts import Artifacts
 from modelzoo.backend_flags import warn_ignored
 from modelzoo.backends.base import BackendSettings
 from modelzoo.cache import Cache
 from modelzoo.calibration import DEFAULT_IMAGES, choose_calibration
+from modelzoo.core import Dataset, ModelEntry
 from modelzoo.data import screen_images
 from modelzoo.engines.cluster import connect
 from modelzoo.errors import Interrupted, UserError, plugin_code
 from modelzoo.fileio import atomic_write_json
 from modelzoo.host import host_description
 from modelzoo.metas import Meta, postprocessor
-from modelzoo.registry import ModelEntry, Registry
+from modelzoo.registry import Registry
 from modelzoo.resume import ResultLog
-from modelzoo.tasks import Dataset, samples_digest
 from modelzoo.source import upstream_checkout
 from modelzoo.stream import Padding, Preprocessor, batches, default_workers
+from modelzoo.tasks import samples_digest
 from modelzoo.text import plural
 from modelzoo.weights import random_banner, resolve_weights
 from modelzoo.words import Unit, unit_of

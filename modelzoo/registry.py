@@ -1,77 +1,17 @@
 """What plugins register, collected once from the hooks: models and backends by name."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from modelzoo.core import ModelEntry
 from modelzoo.errors import PluginError, UserError
-from modelzoo.manifest import Manifest
-from modelzoo.tasks import Task, builtin_task
+from modelzoo.tasks import builtin_task
 
 if TYPE_CHECKING:
     import pluggy
-    import torch
 
     from modelzoo.backends.base import Backend
-
-Arrays = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """The pieces of one model that only its plugin knows.
-
-    manifest: the model's plugin.toml, loaded with ``load_manifest`` (names the model).
-    build: ``build(variant)`` returns the model in eval mode with random weights; ``variant`` is the
-        chosen backend's ``export_variant`` ("standard", or e.g. "ascend" for a graph laid out for
-        that chip), and an unknown variant must give the standard model.
-    init_random: ``init_random(model, seed)`` re-initialises it deterministically; used when no
-        checkpoint exists, so that throughput can still be measured.
-    preprocess: ``preprocess(source)`` turns one sample's ``source`` (see modelzoo.tasks.Sample:
-        an image path for classification) into a dict of input name -> array of that input's
-        dtype and shape without the batch axis; a single-input model may return the bare array.
-        It may also return ``(inputs, meta)``, ``meta`` a dict of JSON values that its task's
-        postprocess needs (letterbox scale, true length): kept beside the sample, stored in
-        results.jsonl and handed to ``postprocess(outputs, metas)`` (see modelzoo.metas).
-        It runs in worker processes (or threads, below), so it must be picklable (a module-level
-        function or a functools.partial of one). Each worker process imports the module that
-        defines it: keeping torch out of that module saves every worker its start-up (a tip).
-    preprocess_in_threads: True when preprocess spends its time in code that releases the GIL
-        (Pillow decoding and resizing, numpy) and is thread-safe: its workers are then threads of
-        the main process, which start at once and hand arrays over without pickling them through
-        a pipe. False (a pure-Python tokenizer, say): worker processes, so that it runs in parallel.
-    task: what the outputs mean (dataset loader, postprocess, evaluator), see modelzoo.tasks.Task;
-        None: the built-in task named by the manifest's ``[task] kind``.
-    collate: ``collate(rows)`` makes one batch (input name -> array with the batch axis) from the
-        preprocessed samples, e.g. padding sequences; None stacks each input.
-    example_inputs: ``example_inputs(batch, seed)`` gives seeded, valid inputs for export, parity
-        and benchmarks; None draws them from the manifest (normals, or integers in an input's range).
-    export: ``export(model, manifest, path, batch_size, example)`` writes the ONNX file (dynamic
-        symbolic axes when ``batch_size`` is None), replacing the runner's TorchScript export.
-    demo_data: a directory in the task's dataset layout, used when no --data is given.
-    build_upstream: ``build_upstream(checkout, variant)`` builds the model from upstream's own code
-        in a checkout made by ``modelzoo source`` (random weights, eval mode); None when the plugin
-        has no upstream route.
-    """
-
-    manifest: Manifest
-    build: Callable[[str], torch.nn.Module]
-    init_random: Callable[[torch.nn.Module, int], None]
-    preprocess: Callable[[Any], Arrays | np.ndarray | tuple[Arrays | np.ndarray, dict[str, Any]]]
-    preprocess_in_threads: bool = False
-    task: Task | None = None
-    collate: Callable[[list[Arrays]], Arrays] | None = None
-    example_inputs: Callable[[int, int], Arrays] | None = None
-    export: Callable[..., None] | None = None
-    demo_data: Path | None = None
-    build_upstream: Callable[[Path, str], torch.nn.Module] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
 
 
 def resolve_task(entry: ModelEntry) -> ModelEntry:

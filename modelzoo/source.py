@@ -27,7 +27,7 @@ from modelzoo.manifest import Manifest
 from modelzoo.weights import modelzoo_home
 
 if TYPE_CHECKING:
-    from modelzoo.registry import ModelEntry
+    from modelzoo.core import ModelEntry
 
 log = logging.getLogger(__name__)
 

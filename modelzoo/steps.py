@@ -11,13 +11,13 @@ from tqdm import tqdm
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.cache import Cache
+from modelzoo.core import ModelEntry
 from modelzoo.data import screen_images
 from modelzoo.errors import UserError, plugin_code
 from modelzoo.fileio import atomic_write_bytes, atomic_write_json
 from modelzoo.labels import image_key
 from modelzoo.metas import check, postprocessor, split, takes_metas
 from modelzoo.pipeline import DEFAULT_OUTPUT_ROOT, load_dataset
-from modelzoo.registry import ModelEntry
 from modelzoo.results import read_results
 from modelzoo.stream import Preprocessor, as_inputs, default_workers, stack
 from modelzoo.weights import random_banner, resolve_weights

@@ -17,14 +17,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from modelzoo.backends.base import Batch
+from modelzoo.core import Arrays, Batch, Sample
 from modelzoo.errors import PluginError, UserError, plugin_code
 from modelzoo.manifest import Manifest
 from modelzoo.metas import Meta, check, split
-from modelzoo.tasks import Sample
 
 Preprocess = Callable[[Any], Any]
-Arrays = dict[str, np.ndarray]
 Collate = Callable[[list[Arrays]], Arrays]
 
 

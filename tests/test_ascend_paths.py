@@ -253,7 +253,7 @@ def test_a_cached_om_of_another_user(tmp_path) -> None:
 
 def test_files_mode_refuses_an_image_name_ais_bench_would_refuse(tmp_path) -> None:
     from modelzoo.backends.ascend.ais_cli import AisFilesSession
-    from modelzoo.backends.base import Batch
+    from modelzoo.core import Batch
     from modelzoo.errors import UserError
 
     manifest = replace(load_manifest(TINY_MANIFEST),

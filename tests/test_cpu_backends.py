@@ -15,10 +15,11 @@ import torch
 
 import tests.plugins.tinycnn.plugin as tiny_plugin
 from modelzoo.artifacts import Artifacts
-from modelzoo.backends.base import BackendSettings, Batch
+from modelzoo.backends.base import BackendSettings
 from modelzoo.backends.onnxruntime import physical_cores
 from modelzoo.backends.openvino import OpenVinoSession
 from modelzoo.cache import Cache
+from modelzoo.core import Batch
 from modelzoo.errors import UserError
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.plugins import get_plugin_manager

@@ -154,9 +154,9 @@ def test_bench_shapes_are_every_combination_of_the_sizes_asked_and_mistakes_are_
 
 
 def test_bench_measures_a_row_per_size_of_the_dynamic_axis(tmp_path):
+    import tests.plugins.tinytext.plugin as tinytext
     from modelzoo.bench import bench
     from tests.conftest import registry_with
-    import tests.plugins.tinytext.plugin as tinytext
 
     data = bench(registry_with(tinytext), "tinytext", ["onnxruntime"], [2], warmup=1, iters=2, output=tmp_path,
                  cache_dir=tmp_path / "cache", shapes=["seq=8,64"])
@@ -167,8 +167,8 @@ def test_bench_measures_a_row_per_size_of_the_dynamic_axis(tmp_path):
 
 
 def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
+    from modelzoo.core import Sample
     from modelzoo.stream import Padding, batches
-    from modelzoo.tasks import Sample
 
     lengths = [9, 1, 5, 7, 2, 8, 3, 6, 4, 10, 30]
     items = [(Sample(f"s{i}", None, 0), {"input_ids": np.ones(n, np.int64)}, None) for i, n in enumerate(lengths)]
@@ -186,9 +186,9 @@ def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
 
 
 def test_a_run_reports_its_padding(tmp_path):
+    import tests.plugins.tinytext.plugin as tinytext
     from modelzoo.pipeline import RunOptions, run
     from tests.conftest import registry_with
-    import tests.plugins.tinytext.plugin as tinytext
 
     report = run(registry_with(tinytext), RunOptions(model="tinytext", backend="onnxruntime", batch_size=4,
                                                      output=tmp_path / "out", cache_dir=tmp_path / "cache",
@@ -200,8 +200,8 @@ def test_a_run_reports_its_padding(tmp_path):
 
 
 def test_a_sample_larger_than_the_axis_allows_is_one_line_naming_it_or_skipped():
+    from modelzoo.core import Sample
     from modelzoo.stream import batches
-    from modelzoo.tasks import Sample
 
     items = [(Sample("short", None, 0), {"input_ids": np.ones(3, np.int64)}, None),
              (Sample("long", None, 0), {"input_ids": np.ones(65, np.int64)}, None)]

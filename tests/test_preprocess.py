@@ -334,8 +334,8 @@ def test_every_uint8_level_normalises_exactly_as_modelzoos_float64_formula(tmp_p
 
 def test_in_threads_every_image_gets_its_own_exact_pipeline(samples: Path) -> None:
     """The plugin runs this preprocess in threads: many images at once give each its own result."""
+    from modelzoo.core import Sample
     from modelzoo.stream import Preprocessor
-    from modelzoo.tasks import Sample
 
     paths = sorted(samples.iterdir()) * 4
     with Preprocessor(preprocess_image, [Sample(str(i), p) for i, p in enumerate(paths)], workers=4, window=16,

@@ -360,7 +360,7 @@ from pathlib import Path
 
 from modelzoo.hookspecs import hookimpl
 from modelzoo.manifest import load_manifest
-from modelzoo.registry import ModelEntry
+from modelzoo.core import ModelEntry
 from tests.plugins.tinycnn.plugin import build, init_random, preprocess
 
 HERE = Path(__file__).resolve().parent

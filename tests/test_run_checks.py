@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from modelzoo.core import Dataset, Sample
 from modelzoo.errors import UserError
 from modelzoo.pipeline import RunOptions, default_output, run
 from modelzoo.report import print_report
 from modelzoo.steps import preprocess_to_bin
-from modelzoo.tasks import Dataset, Sample
 
 NOT_AN_IMAGE = b"<html>403 Forbidden</html>\n"  # what a failed download saves under the image's name
 

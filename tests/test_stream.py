@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelzoo.core import Sample
 from modelzoo.errors import PluginError, UserError
 from modelzoo.stream import Preprocessor
-from modelzoo.tasks import Sample
 
 
 def slow_identity(path: Path) -> np.ndarray:

@@ -27,7 +27,7 @@ from PIL import Image
 
 from modelzoo.hookspecs import hookimpl
 from modelzoo.manifest import load_manifest
-from modelzoo.registry import ModelEntry
+from modelzoo.core import ModelEntry
 
 HERE = Path(__file__).resolve().parent
 OUT_FEATURES = {out_features}

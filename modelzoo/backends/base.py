@@ -9,23 +9,15 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
+from modelzoo.core import Arrays, Batch
 from modelzoo.throughput import bench_figures
 
 if TYPE_CHECKING:
     import argparse
 
-    from modelzoo.manifest import Manifest
     from modelzoo.artifacts import Artifacts
     from modelzoo.calibration import Calibration
-
-
-Arrays = dict[str, np.ndarray]  # tensor name -> array, batch on axis 0
-
-
-@dataclass
-class Batch:
-    keys: list[str]   # sample keys, in the order of the rows of every input
-    inputs: Arrays    # input name -> [len(keys), ...] in the manifest's dtype
+    from modelzoo.manifest import Manifest
 
 
 def pad_batch(inputs: Arrays, rows: int, size: int) -> Arrays:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from modelzoo.backends.base import Backend, BackendSettings, Batch, Session, pad_batch
+from modelzoo.backends.base import Backend, BackendSettings, Session, pad_batch
+from modelzoo.core import Batch
 from modelzoo.errors import UserError
 from modelzoo.hookspecs import hookimpl
 from modelzoo.host import cpu, native_float_precision, openvino_capabilities

@@ -20,8 +20,8 @@ from modelzoo.compare.graph import with_outputs
 from modelzoo.errors import UserError
 
 if TYPE_CHECKING:
-    from modelzoo.backends.base import Arrays
     from modelzoo.calibration import Calibration
+    from modelzoo.core import Arrays
 
 log = logging.getLogger(__name__)
 

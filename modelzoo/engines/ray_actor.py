@@ -18,10 +18,9 @@ from typing import Any
 
 from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.cache import Cache
+from modelzoo.core import ModelEntry, Sample
 from modelzoo.engines.shipping import SIDECARS, Shipment, ShippedArtifacts, node_cache
-from modelzoo.registry import ModelEntry
 from modelzoo.stream import Preprocessor, batches
-from modelzoo.tasks import Sample
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from modelzoo.core import Sample
 from modelzoo.engines.cluster import Cluster, Node
 from modelzoo.engines.ray_actor import SessionHost, ShippedFile
 from modelzoo.engines.shipping import pack
 from modelzoo.errors import UserError
 from modelzoo.resume import FILE_NAME
-from modelzoo.tasks import Sample
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
     from modelzoo.backends.base import Backend, BackendSettings
-    from modelzoo.registry import ModelEntry
+    from modelzoo.core import ModelEntry
 
 log = logging.getLogger(__name__)
 

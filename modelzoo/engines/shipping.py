@@ -14,7 +14,7 @@ from typing import Any
 
 from modelzoo.artifacts import Artifacts
 from modelzoo.cache import Cache
-from modelzoo.registry import ModelEntry
+from modelzoo.core import ModelEntry
 from modelzoo.weights import Weights, modelzoo_home
 
 SIDECARS = (".key.json", ".parity.json")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from modelzoo.core import Task
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
-from modelzoo.tasks.base import Dataset, Evaluator, Sample, Task, samples_digest
+from modelzoo.tasks.base import samples_digest
 from modelzoo.tasks.classification import Classification
 
 # kind -> the task built from a manifest's [task] table
@@ -29,5 +30,4 @@ def builtin_task(manifest: Manifest) -> Task:
     return factory(manifest)
 
 
-__all__ = ["BUILTIN_TASKS", "Classification", "Dataset", "Evaluator", "Sample", "Task", "builtin_task",
-           "samples_digest"]
+__all__ = ["BUILTIN_TASKS", "Classification", "builtin_task", "samples_digest"]

@@ -1,85 +1,13 @@
-"""The task interface and the plain records a dataset is made of."""
+"""A fingerprint of the samples a run evaluates (the task types themselves are in modelzoo.core)."""
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One item of a dataset, made by a task's `load_dataset`.
-
-    key: unique in its dataset; names the sample in results.jsonl, predictions.json, reports and
-        .bin files (for files: the name before its first '.').
-    source: what the plugin's preprocess reads (a file path, or plain picklable values); it crosses
-        to worker processes.
-    target: what the evaluator scores the sample's record against (JSON-serialisable; None when
-        unknown).
-    """
-
-    key: str            # unique in its dataset: names the sample in results.jsonl, reports, .bin files
-    source: Any         # what the plugin's preprocess reads: a file path, or plain values (picklable)
-    target: Any = None  # what the evaluator scores against (JSON-serialisable)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """What a task's `load_dataset` returns.
-
-    root: the data folder it was read from (reported).
-    samples: the samples in a stable order (the run's order, and what resume and --limit count).
-    demo: True for the plugin's demo data (the runner sets it; a task leaves the default).
-    files: what else it was read from, name -> path (a label or target file), for the report.
-    """
-
-    root: Path
-    samples: list[Sample]
-    demo: bool = False
-    files: dict[str, str] = field(default_factory=dict)  # what else it was read from, for the report
-
-    def to_report(self) -> dict[str, Any]:
-        return {"path": str(self.root), **self.files, "demo": self.demo}
-
-
-class Evaluator(Protocol):
-    """Accumulates records and targets batch by batch; `Task.evaluator()` makes a fresh one per run."""
-
-    def update(self, records: list[Any], targets: list[Any]) -> None:
-        """Take one batch of records and the targets of the same samples, in the same order."""
-
-    def compute(self) -> dict[str, Any]:
-        """The metrics over everything seen so far: JSON-serialisable, metric name -> value."""
-
-
-class Task(Protocol):
-    """What a plugin (or a built-in task the manifest names) supplies around inference.
-
-    kind: the task's name, as the manifest's `[task] kind` gives it (reported).
-    report_keys: metrics also written at the top level of report.json (classification: top1, top5).
-    A task's own settings come from the rest of the manifest's `[task]` table (`Manifest.task`),
-    which the task reads and checks itself.
-    """
-
-    kind: str
-    report_keys: tuple[str, ...]
-
-    def load_dataset(self, directory: Path, labels: Path | None = None) -> Dataset:
-        """Samples with their targets, in a stable order; UserError naming the file on bad data."""
-
-    def postprocess(self, outputs: dict[str, np.ndarray]) -> list[Any]:
-        """One JSON-serialisable record per row of a batch of outputs (output name -> array).
-
-        Declared with a second parameter, ``postprocess(outputs, metas)``, it also gets the metas
-        the batch's samples' preprocess returned (one per row, in order; None where a sample has
-        none): the runner inspects the signature once per run and calls it either way."""
-
-    def evaluator(self) -> Evaluator:
-        """A fresh evaluator."""
+if TYPE_CHECKING:
+    from modelzoo.core import Sample
 
 
 def samples_digest(samples: list[Sample]) -> str:

@@ -12,11 +12,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import PositiveInt
 
+from modelzoo.core import Dataset, Sample
 from modelzoo.data import find_images
 from modelzoo.errors import UserError
 from modelzoo.labels import image_key, read_labels
 from modelzoo.manifest import Manifest, Schema, validate
-from modelzoo.tasks.base import Dataset, Sample
 
 
 def top5(scores: np.ndarray) -> list[int]:

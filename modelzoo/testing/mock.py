@@ -19,10 +19,17 @@ import pluggy
 
 from modelzoo import hookspecs
 from modelzoo.backends.base import Backend
-from modelzoo.contract import ContractError, check_backend, check_entry, check_model, expect
+from modelzoo.contract import (
+    ContractError,
+    check_backend,
+    check_entry,
+    check_model,
+    expect,
+)
+from modelzoo.core import ModelEntry
 from modelzoo.errors import UserError
 from modelzoo.plugins import call_registration
-from modelzoo.registry import ModelEntry, resolve_task
+from modelzoo.registry import resolve_task
 
 __all__ = ["ContractError", "MockRunner"]
 

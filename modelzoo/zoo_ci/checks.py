@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 from modelzoo.cache import Cache
+from modelzoo.core import ModelEntry
 from modelzoo.manifest import load_manifest
-from modelzoo.registry import ModelEntry, Registry
+from modelzoo.registry import Registry
 from modelzoo.testing.mock import MockRunner
 from modelzoo.weights import resolve_weights
 from modelzoo.zoo_ci.records import (
@@ -79,7 +80,9 @@ def _check_contract(result: ModelResult) -> str:
 def _check_export(result: ModelResult, cache: Cache) -> str:
     """Export with parity judged by the manifest's per-output tolerances (a shortfall raises);
     parity inputs that left an output constant fail too: they proved nothing."""
-    from modelzoo.artifacts import Artifacts  # imports torch: only when a model gets this far
+    from modelzoo.artifacts import (
+        Artifacts,  # imports torch: only when a model gets this far
+    )
     from modelzoo.parity import ParityError, degenerate_outputs, describe
 
     artifacts = Artifacts(result.entry, result.weights, cache, quiet=True)

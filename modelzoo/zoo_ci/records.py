@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelzoo.core import ModelEntry
 from modelzoo.errors import UserError
-from modelzoo.registry import ModelEntry
 from modelzoo.testing.mock import ContractError
 from modelzoo.weights import Weights
 

@@ -46,7 +46,8 @@ from modelzoo.backends.ascend.ais_parse import (
 )
 from modelzoo.backends.ascend.paths import resolved, secure_dir, secure_file
 from modelzoo.backends.ascend.tools import run_tool
-from modelzoo.backends.base import Batch, FixedAxes, Session
+from modelzoo.backends.base import FixedAxes, Session
+from modelzoo.core import Batch
 from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
@@ -126,7 +127,9 @@ class AisFilesSession(Session):
     # The pipeline streams batches; ais_bench wants files, so the base class's per-batch
     # padding is not used: ais_bench pads the last batch itself and writes no padding output.
     def run(self, batches: Iterable[Batch]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
-        from modelzoo.steps import write_bin  # the steps module pulls in the pipeline: not at plugin load
+        from modelzoo.steps import (
+            write_bin,  # the steps module pulls in the pipeline: not at plugin load
+        )
 
         previous = self._read_state()
         existing = self._results(drop_damaged=True)
