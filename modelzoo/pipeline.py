@@ -425,7 +425,7 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                 # Not measured on a cluster: the sessions run on other nodes.
                 "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
                 "padding": None, "preprocessing": {"workers": 0, "in": "each actor's own thread"},
-                "kept_ops": None, "precision_warning": None}
+                "kept_ops": work.kept_ops, "precision_warning": None}
     return stages, inferred, measured, work.report()
 
 

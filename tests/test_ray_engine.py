@@ -226,6 +226,7 @@ def test_ascend_runs_one_session_per_npu_on_npu_nodes_and_compiles_once(cluster,
     second = cluster.add_npu_node("npu-second", npus=1)
     before = atc_runs(cluster, "npu") + atc_runs(cluster, "npu-second")
     try:
+        wait_until_idle()  # every NPU node free to take its sessions: the counts below depend on it
         # The driver has no Ascend toolchain: only the NPU nodes check the backend and compile. At
         # fp32 the fake chip computes what ONNX Runtime does (at its default fp16 it rounds every op).
         report = run(tiny_registry, options(many_pictures, tiny_weights, tmp_path / "out", tmp_path / "cache",
@@ -243,6 +244,16 @@ def test_ascend_runs_one_session_per_npu_on_npu_nodes_and_compiles_once(cluster,
     [om] = (cluster.homes / "npu" / "cluster-cache").glob("tinycnn-ascend-*.om")
     assert (cluster.homes / "npu-second" / "cluster-cache" / om.name).read_bytes() == om.read_bytes()
     assert not list((cluster.homes / "worker" / "cluster-cache").glob("*.om"))
+
+
+def wait_until_idle(timeout: float = 120) -> None:
+    """Until every CPU and NPU of the cluster is free again: the actors of an earlier run leave
+    asynchronously, and one still holding a node's CPU would keep that node out of the next run."""
+    deadline = time.monotonic() + timeout
+    while any(ray.available_resources().get(r, 0) < total for r, total in ray.cluster_resources().items()
+              if r in ("CPU", "NPU")):
+        assert time.monotonic() < deadline, "the actors of an earlier run still hold the cluster"
+        time.sleep(0.2)
 
 
 def wait_until_dead(node, timeout: float = 120) -> None:

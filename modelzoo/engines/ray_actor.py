@@ -65,7 +65,8 @@ class SessionHost:
             built = {file: (cache / file).read_bytes() for name, reused in store.reused.items() if not reused
                      for file in (name, *(name + suffix for suffix in SIDECARS)) if (cache / file).is_file()}
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(),
-                "precision": self.session.precision, "precision_note": self.session.precision_note, "built": built}
+                "precision": self.session.precision, "precision_note": self.session.precision_note,
+                "kept_ops": list(self.session.kept_ops), "built": built}
 
     def infer(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
         """Preprocess and infer one batch of (key, source): its keys, outputs and metas (one per

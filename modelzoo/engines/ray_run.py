@@ -112,6 +112,7 @@ class ClusterInference:
         for slot in slots[:len(slots) - len(self.waiting)]:
             self._launch(slot)
         self.precision: tuple[str, str] | None = None  # what the first session runs, and how that is known
+        self.kept_ops: list[str] | None = None  # ops its precision fix keeps at higher precision
         self.lost_actors = 0
         self.rerun_batches = 0
         self.started = time.perf_counter()
@@ -215,6 +216,7 @@ class ClusterInference:
             return
         if self.precision is None:
             self.precision = (where["precision"], where["precision_note"])
+            self.kept_ops = where["kept_ops"]
         self.live.append(actor)
         log.info("session actor ready on node %s (pid %d)", actor.slot.node.label, where["pid"])
         if where["built"]:
