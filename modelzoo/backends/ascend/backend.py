@@ -31,6 +31,11 @@ AIS_BENCH_HINT = ("install the aclruntime and ais_bench wheels built from Ascend
                   "(https://gitee.com/ascend/tools, ais-bench_workload/tool/ais_bench) into this Python")
 
 
+# atc takes one kind of gears per model: batch gears or dims / image-size gears, never both.
+_BATCH_AND_AXES = ("--dynamic-batch cannot be combined with the dynamic axes of {path} (atc compiles "
+                   "batch gears or axis gears, not both); drop --dynamic-batch: every batch runs at --bs")
+
+
 class AscendBackend(Backend):
     name = "ascend"
     priority = 50  # above onnxruntime (20): on an Ascend host `auto` means the NPU
@@ -108,6 +113,8 @@ class AscendBackend(Backend):
         and its mode one that ais_bench accepts (a cached one may come from an older run)."""
         options = _options(settings.options)
         devices = parse_devices(options.device)
+        if options.dynamic_batch and artifacts.manifest.axes:
+            raise UserError(_BATCH_AND_AXES.format(path=artifacts.manifest.path))
         gears = _gears(batch_size, options.dynamic_batch)
         soc = self.soc_version(options, devices)
         keep = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
