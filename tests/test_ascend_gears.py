@@ -61,7 +61,7 @@ def plugin_manifest(name: str):
 ])
 def test_without_gears_an_axis_gears_at_powers_of_two_from_min_and_at_max(tmp_path, low, high, expected):
     manifest = text_manifest(tmp_path, low, high)
-    assert gears.axis_sizes(manifest, "seq") == expected
+    assert gears.axis_gears(manifest, "seq") == expected
     for size in range(low, high + 1):  # every size the axis allows fits a gear
         assert gears.choose(gears.gear_list(manifest), {"seq": size})["seq"] >= size
 
@@ -88,8 +88,8 @@ def test_tinyseg_gears_are_image_sizes_height_first():
     manifest = plugin_manifest("tinyseg")
     assert gears.picture_axes(manifest) == ("height", "width")
     table = gears.gear_list(manifest)
-    heights = gears.axis_sizes(manifest, "height")
-    widths = gears.axis_sizes(manifest, "width")
+    heights = gears.axis_gears(manifest, "height")
+    widths = gears.axis_gears(manifest, "width")
     assert len(table) == len(heights) * len(widths)
     flag = gears.atc_flag(manifest, table)
     assert flag.startswith("--dynamic_image_size=")

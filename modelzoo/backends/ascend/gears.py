@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
+from modelzoo.backends.base import FixedAxes, axis_sizes
+from modelzoo.core import Arrays
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
 
@@ -27,7 +30,7 @@ MAX_GEARS = 100  # atc's limit on --dynamic_dims / --dynamic_image_size gears
 Gear = dict[str, int]  # dynamic axis name -> size
 
 
-def axis_sizes(manifest: Manifest, name: str) -> tuple[int, ...]:
+def axis_gears(manifest: Manifest, name: str) -> tuple[int, ...]:
     """One axis's gears: the manifest's, else powers of two in [min, max) plus max."""
     axis = manifest.axes[name]
     if axis.gears:
@@ -40,7 +43,7 @@ def axis_sizes(manifest: Manifest, name: str) -> tuple[int, ...]:
 def gear_list(manifest: Manifest) -> list[Gear]:
     """Every gear of the model, smallest first (by elements, then by sizes)."""
     names = list(manifest.axes)
-    per_axis = {name: list(axis_sizes(manifest, name)) for name in names}
+    per_axis = {name: list(axis_gears(manifest, name)) for name in names}
     while math.prod(len(s) for s in per_axis.values()) > MAX_GEARS:
         widest = max(names, key=lambda n: len(per_axis[n]))
         if manifest.axes[widest].gears or len(per_axis[widest]) < 3:
@@ -104,3 +107,41 @@ def dym_hw_arg(manifest: Manifest, gear: Gear) -> str:
     """ais_bench's --dymHW for a gear: height first."""
     height, width = picture_axes(manifest) or ("", "")
     return f"{gear[height]},{gear[width]}"
+
+
+def tag(gear: Gear) -> str:
+    """A gear as part of a file or folder name: `seq16`, `height32-width48`."""
+    return "-".join(f"{name}{size}" for name, size in gear.items())
+
+
+def ais_args(manifest: Manifest, batch: int, gear: Gear) -> list[str]:
+    """ais_bench's flags that run a gear."""
+    if picture_axes(manifest):
+        return ["--dymHW", dym_hw_arg(manifest, gear)]
+    return ["--dymDims", dym_dims_arg(manifest, batch, gear)]
+
+
+@dataclass(frozen=True)
+class GearedAxes:
+    """FixedAxes at the gear each batch needs: the smallest that holds its longest sample."""
+
+    manifest: Manifest
+    gears: list[Gear]
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the .om has gears at all: atc needs two or more; one gear compiles static."""
+        return len(self.gears) > 1
+
+    def gear_of(self, inputs: Arrays) -> Gear:
+        sizes = axis_sizes(inputs, self.manifest)
+        gear = choose(self.gears, sizes)
+        if gear is None:  # stream.py has already refused such samples: this is a safeguard
+            raise UserError(f"a batch with sizes {sizes} is above every gear of {self.manifest.path}")
+        return gear
+
+    def pad(self, inputs: Arrays) -> tuple[Arrays, dict[str, int]]:
+        return FixedAxes(self.manifest, self.gear_of(inputs)).pad(inputs)
+
+    def trim(self, outputs: Arrays, real: dict[str, int]) -> Arrays:
+        return FixedAxes(self.manifest, real).trim(outputs, real)
