@@ -3,8 +3,11 @@ make, atc's --dynamic_dims / --dynamic_image_size for them, the gear a batch run
 --dymDims / --dymHW, and --dynamic-batch refused on a model with dynamic axes."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelzoo.api import UserError, load_manifest
@@ -132,3 +135,120 @@ def test_dynamic_batch_on_a_model_with_dynamic_axes_is_one_line(registry, weight
     assert "\n" not in message
     assert "--dynamic-batch cannot be combined with the dynamic axes of" in message
     assert "tinytext" in message and "drop --dynamic-batch" in message
+
+
+# ---------------------------------------------------------------- the fake toolchain's gear grammar
+
+
+def two_input_onnx(path: Path) -> Path:
+    """a [1, S] and b [1, T] (float) -> Concat along axis 1: [1, S + T]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Concat", ["a", "b"], ["ab"], name="Concat_0", axis=1)], "two",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, "S"]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, "T"])],
+        [helper.make_tensor_value_info("ab", TensorProto.FLOAT, [1, "ST"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def picture_onnx(path: Path) -> Path:
+    """x [1, 3, H, W] -> Neg: the same shape."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["y"], name="Neg_0")], "picture",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def fake_atc(cwd: Path, model: Path, output: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["atc", f"--model={model}", "--framework=5", f"--output={output}",
+                           "--soc_version=Ascend310P3", "--precision_mode=force_fp32", *flags],
+                          cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(("flags", "refusal"), [
+    (["--input_format=ND", "--input_shape=a:1,-1;b:1,-1", "--dynamic_dims=4;8"],
+     "The profile [4] has 1 values but --input_shape has 2 -1 placeholders."),
+    (["--input_format=ND", "--input_shape=a:1,-1;b:1,-1", "--dynamic_dims=4,4;8,8", "--dynamic_batch_size=1,2"],
+     "[--dynamic_batch_size] and [--dynamic_dims] are mutually exclusive"),
+    (["--input_format=ND", "--input_shape=a:1,-1;b:1,-1", "--dynamic_dims=4,4"],
+     "has [1] profiles, which is less than the minimum ([2])"),
+    (["--input_format=ND", "--input_shape=a:1,4;b:1,4", "--dynamic_dims=4,4;8,8"],
+     "must have -1 axes"),
+    (["--input_format=NCHW", "--input_shape=a:1,-1;b:1,-1", "--dynamic_image_size=4,4;8,8"],
+     "only the height and width of an NCHW or NHWC input may be -1"),
+])
+def test_the_fake_atc_refuses_gears_that_do_not_fit_the_input_shape(tmp_path, fake_ascend, flags, refusal):
+    result = fake_atc(tmp_path, two_input_onnx(tmp_path / "two.onnx"), "m", *flags)
+    assert result.returncode != 0
+    assert refusal in result.stdout
+    assert not list(tmp_path.glob("m*.om"))
+
+
+def test_dims_gears_follow_the_input_shape_order_not_the_graph_order(tmp_path, fake_ascend):
+    from ais_bench.infer.interface import InferSession
+
+    # --input_shape lists b before a: each gear gives b's -1, then a's.
+    result = fake_atc(tmp_path, two_input_onnx(tmp_path / "two.onnx"), "m", "--input_format=ND",
+                      "--input_shape=b:1,-1;a:1,-1", "--dynamic_dims=2,3;4,5")
+    assert result.returncode == 0, result.stdout
+    [om] = tmp_path.glob("m*.om")
+    session = InferSession(0, str(om))
+    a, b = np.full((1, 3), 1.0, np.float32), np.full((1, 2), 2.0, np.float32)
+    with pytest.raises(RuntimeError):
+        session.set_dynamic_dims("a:1,3;b:1,2")  # the graph's order: [1,3,1,2] is no gear
+    session.set_dynamic_dims("b:1,2;a:1,3")      # --input_shape's order: gear 0 (b=2, a=3)
+    (out,) = session.run([a, b], out_array=True)
+    np.testing.assert_array_equal(out, np.concatenate([a, b], axis=1))
+    with pytest.raises(RuntimeError):
+        session.set_dynamic_dims("b:1,2;a:1,5")  # not a compiled gear
+    session.free_resource()
+    InferSession.finalize()
+
+
+def test_the_fake_ais_bench_cli_refuses_a_dymdims_that_is_no_gear(tmp_path, fake_ascend):
+    fake_atc(tmp_path, two_input_onnx(tmp_path / "two.onnx"), "m", "--input_format=ND",
+             "--input_shape=a:1,-1;b:1,-1", "--dynamic_dims=2,2;4,4")
+    [om] = tmp_path.glob("m*.om")
+    result = subprocess.run([sys.executable, "-m", "ais_bench", "--model", str(om), "--loop", "1",
+                             "--dymDims", "a:1,3;b:1,3"], cwd=tmp_path, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode != 0
+    assert "the dynamic_dims parameter is not correct" in result.stdout + result.stderr
+    good = subprocess.run([sys.executable, "-m", "ais_bench", "--model", str(om), "--loop", "1",
+                           "--dymDims", "a:1,4;b:1,4"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert good.returncode == 0, good.stdout + good.stderr
+
+
+@pytest.mark.parametrize("api", ["new", "old"])
+def test_image_size_gears_take_the_height_first_in_both_apis(tmp_path, fake_ascend, monkeypatch, api):
+    monkeypatch.setenv("MODELZOO_FAKE_AIS_API", api)
+    from ais_bench.infer.interface import InferSession
+
+    result = fake_atc(tmp_path, picture_onnx(tmp_path / "p.onnx"), "m", "--input_format=NCHW",
+                      "--input_shape=x:1,3,-1,-1", "--dynamic_image_size=4,6;8,8")
+    assert result.returncode == 0, result.stdout
+    [om] = tmp_path.glob("m*.om")
+    session = InferSession(0, str(om))
+    x = np.arange(72, dtype=np.float32).reshape(1, 3, 4, 6)  # height 4, width 6
+    with pytest.raises(RuntimeError):
+        session.set_dynamic_hw(6, 4)  # width first: no such gear
+    session.set_dynamic_hw(4, 6)
+    (out,) = session.infer([x], mode="dymhw")
+    np.testing.assert_array_equal(out, -x)
+    if api == "old":
+        session.finalize()
+    else:
+        session.free_resource()
+        InferSession.finalize()
