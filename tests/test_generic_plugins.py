@@ -328,7 +328,7 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
     report = run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend",
                        precision="fp32", backend_options={"ascend": AscendOptions(io="files", keep_files=True)})
     sent = sorted(p.stem for p in (output / "ascend" / "input" / "device0").glob("seq*/attention_mask/*.bin"))
-    assert sent == sorted(set(f"t{i:02d}" for i in range(1, 13)) - set(done))
+    assert sent == sorted({f"t{i:02d}" for i in range(1, 13)} - set(done))
     assert_matches("tinytext", output, report, expected)
     records = json.loads((output / "predictions.json").read_text())
     assert all(r["label"] == r["argmax"] for r in records.values())

@@ -16,8 +16,8 @@ import numpy as np
 
 from modelzoo.backends.ascend.ais_cli import ais_bench_command, ais_failure
 from modelzoo.backends.ascend.ais_parse import execution_times_ms, parse_console
-from modelzoo.backends.ascend.tools import run_tool
 from modelzoo.backends.ascend.gears import GearedAxes, picture_axes
+from modelzoo.backends.ascend.tools import run_tool
 from modelzoo.backends.base import Session, axis_sizes
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
