@@ -12,8 +12,16 @@ import pytest
 
 from modelzoo.api import UserError, load_manifest
 from modelzoo.backends.ascend import gears
+from modelzoo.backends.ascend.atc import atc_command
 from modelzoo.backends.ascend.options import AscendOptions
-from tests.test_generic_plugins import cache, registry, run_model, weights  # noqa: F401 - fixtures
+from tests.test_generic_plugins import (  # noqa: F401 - fixtures
+    assert_matches,
+    cache,
+    expected,
+    registry,
+    run_model,
+    weights,
+)
 
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 
@@ -57,14 +65,14 @@ def plugin_manifest(name: str):
     return load_manifest(PLUGIN_DIR / name / "plugin.toml")
 
 
-@pytest.mark.parametrize(("low", "high", "expected"), [
+@pytest.mark.parametrize(("low", "high", "sizes"), [
     (1, 64, (1, 2, 4, 8, 16, 32, 64)),
     (3, 100, (4, 8, 16, 32, 64, 100)),
     (5, 5, (5,)),
 ])
-def test_without_gears_an_axis_gears_at_powers_of_two_from_min_and_at_max(tmp_path, low, high, expected):
+def test_without_gears_an_axis_gears_at_powers_of_two_from_min_and_at_max(tmp_path, low, high, sizes):
     manifest = text_manifest(tmp_path, low, high)
-    assert gears.axis_gears(manifest, "seq") == expected
+    assert gears.axis_gears(manifest, "seq") == sizes
     for size in range(low, high + 1):  # every size the axis allows fits a gear
         assert gears.choose(gears.gear_list(manifest), {"seq": size})["seq"] >= size
 
@@ -85,6 +93,20 @@ def test_tinytext_gears_are_dims_gears_with_one_value_per_minus_one():
     # two inputs with one -1 each: every gear lists the seq size twice, in --input_shape's order
     assert flag == "--dynamic_dims=8,8;16,16;32,32;64,64"
     assert gears.dym_dims_arg(manifest, 4, {"seq": 16}) == "input_ids:4,16;attention_mask:4,16"
+
+
+@pytest.mark.parametrize(("name", "shape", "flag"), [
+    ("tinytext", "--input_shape=input_ids:4,-1;attention_mask:4,-1", "--dynamic_dims=8,8;16,16;32,32;64,64"),
+    ("tinyseg", "--input_shape=pixels:4,3,-1,-1", "--dynamic_image_size=16,16;16,32;32,16;"),
+])
+def test_the_atc_command_line_of_a_geared_model(tmp_path, name, shape, flag):
+    manifest = plugin_manifest(name)
+    cmd = atc_command(manifest, tmp_path / "m.onnx", tmp_path / "m", "Ascend310P3", 4,
+                      axis_gears=gears.gear_list(manifest))
+    assert shape in cmd
+    [geared] = [arg for arg in cmd if arg.startswith("--dynamic_")]
+    assert geared.startswith(flag)
+    assert not any(arg.startswith("--dynamic_batch_size") for arg in cmd)
 
 
 def test_tinyseg_gears_are_image_sizes_height_first():
@@ -252,3 +274,12 @@ def test_image_size_gears_take_the_height_first_in_both_apis(tmp_path, fake_asce
     else:
         session.free_resource()
         InferSession.finalize()
+
+
+@pytest.mark.parametrize("name", ["tinytext", "tinyseg"])
+def test_stream_mode_runs_gears_through_the_june_2023_api_too(registry, weights, cache, expected,  # noqa: F811
+                                                              tmp_path, fake_ascend, monkeypatch, name):
+    monkeypatch.setenv("MODELZOO_FAKE_AIS_API", "old")
+    report = run_model(registry, weights, cache, name, tmp_path, backend="ascend", precision="fp32",
+                       backend_options={"ascend": AscendOptions(io="stream")})
+    assert_matches(name, tmp_path, report, expected)
