@@ -169,7 +169,7 @@ class AisFilesSession(Session):
                 sent += 1
         atomic_write_json(secure_dir(self.root) / STATE_FILE, {"om": self.om.name, "inputs": digests})
         total = sum(len(names) for names, _, _ in order)
-        log.info("ascend: %d of %d samples already have results in %s; sending %d", total - sent,
+        log.info("ascend: %d of %d images already have results in %s; sending %d", total - sent,
                  total, self.output_root, sent)
         self.fps = self._infer_all(shares) if sent else self._summary_fps()
         yield from self._collect(order)
@@ -209,7 +209,7 @@ class AisFilesSession(Session):
         missing = [(n, i) for names, _, _ in order for n in names for i in range(outputs_count)
                    if i not in results.get(n, {})]
         if missing:
-            raise UserError(f"ais_bench wrote no result for {len({n for n, _ in missing})} samples (first: "
+            raise UserError(f"ais_bench wrote no result for {len({n for n, _ in missing})} images (first: "
                             f"{missing[0][0]}_{missing[0][1]}.bin) in {self.output_root}; rerun to resume")
         if not self.keep_files:
             shutil.rmtree(self.input_root, ignore_errors=True)
