@@ -177,26 +177,30 @@ def test_a_cluster_run_reports_what_a_local_run_does(cluster, tmp_path, tiny_reg
         assert (cluster.homes / home / "cluster-cache" / built[0].name).read_bytes() == built[0].read_bytes()
 
 
-def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(cluster, tmp_path):
-    """Sources that are not files, two int64 inputs, a padding collate, the plugin's own metrics."""
+def run_locally_and_on_the_cluster(plugin, seed: int, tmp_path: Path) -> dict:
+    """A test plugin's model (seeded weights) run by each engine on its demo data: engine -> report."""
     import torch
 
-    import tests.plugins.tinytext.plugin as tinytext
     from modelzoo.plugins import get_plugin_manager
     from modelzoo.registry import Registry
 
+    name = plugin.MANIFEST.name
     pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(tinytext)
-    registry = Registry(pm)
-    model = tinytext.build("standard")
-    tinytext.init_random(model, 4)
-    torch.save(model.state_dict(), tmp_path / "tinytext.pth")
-    reports = {}
-    for engine in ("local", "ray"):
-        reports[engine] = run(registry, RunOptions(
-            model="tinytext", backend="onnxruntime", batch_size=4, weights=tmp_path / "tinytext.pth",
-            output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0, engine=engine))
+    pm.register(plugin)
+    model = plugin.build("standard")
+    plugin.init_random(model, seed)
+    torch.save(model.state_dict(), tmp_path / f"{name}.pth")
+    return {engine: run(Registry(pm), RunOptions(
+        model=name, backend="onnxruntime", batch_size=4, weights=tmp_path / f"{name}.pth",
+        output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0, engine=engine))
+        for engine in ("local", "ray")}
 
+
+def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(cluster, tmp_path):
+    """Sources that are not files, two int64 inputs, a padding collate, the plugin's own metrics."""
+    import tests.plugins.tinytext.plugin as tinytext
+
+    reports = run_locally_and_on_the_cluster(tinytext, 4, tmp_path)
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
     assert reports["ray"]["metrics"] == reports["local"]["metrics"] and reports["ray"]["images"] == 12
     assert len({r["label"] for r in comparable(tmp_path / "local")[1].values()}) > 1
@@ -204,22 +208,9 @@ def test_a_two_input_text_model_with_its_own_task_runs_the_same_on_the_cluster(c
 
 def test_pictures_of_several_sizes_run_the_same_on_the_cluster(cluster, tmp_path):
     """tinyseg: dynamic height and width, a padding collate, each mask cropped back by its meta."""
-    import torch
-
     import tests.plugins.tinyseg.plugin as tinyseg
-    from modelzoo.plugins import get_plugin_manager
-    from modelzoo.registry import Registry
 
-    pm = get_plugin_manager(load_entrypoints=False)
-    pm.register(tinyseg)
-    registry = Registry(pm)
-    model = tinyseg.build("standard")
-    tinyseg.init_random(model, 1)
-    torch.save(model.state_dict(), tmp_path / "tinyseg.pth")
-    for engine in ("local", "ray"):
-        run(registry, RunOptions(model="tinyseg", backend="onnxruntime", batch_size=4, weights=tmp_path / "tinyseg.pth",
-                                 output=tmp_path / engine, cache_dir=tmp_path / "cache", quiet=True, workers=0,
-                                 engine=engine))
+    run_locally_and_on_the_cluster(tinyseg, 1, tmp_path)
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "local")
     sizes = {tuple(r["size"]) for r in comparable(tmp_path / "local")[1].values()}
     assert len(sizes) > 3  # the demo pictures' own sizes, not one padded size
