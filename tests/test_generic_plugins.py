@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -247,12 +249,22 @@ def test_the_fake_ascend_toolchain_gives_the_torch_models_records(registry, weig
     if io == "stream":
         assert not work.exists()
         return
-    keys = sorted(expected[name][0])
-    assert sorted(p.name for p in (work / "output" / "device0").glob("*.bin")) == [f"{k}_0.bin" for k in keys]
-    [command] = [r.getMessage() for r in caplog.records if "-m ais_bench" in r.getMessage()]
-    inputs = command.split(" --input ")[1].split()[0].split(",")
-    device = work / "input" / "device0"
-    assert inputs == ([f"{device}/input_ids", f"{device}/attention_mask"] if name == "tinytext" else [f"{device}"])
+    # One ais_bench call per gear used, each at its gear (--dymDims / --dymHW) with its own folders.
+    calls = [shlex.split(r.getMessage().split("running: ", 1)[1]) for r in caplog.records
+             if "-m ais_bench" in r.getMessage()]
+    dirnames = [argv[argv.index("--output_dirname") + 1] for argv in calls]
+    assert len(set(dirnames)) == len(calls) >= 1
+    for argv, dirname in zip(calls, dirnames):
+        gear = {n: int(v) for n, v in re.findall(r"([a-z]+)(\d+)", dirname.partition("-")[2])}
+        if name == "tinytext":
+            assert argv[argv.index("--dymDims") + 1] == f"input_ids:{BATCH},{gear['seq']};attention_mask:{BATCH},{gear['seq']}"
+        else:
+            assert argv[argv.index("--dymHW") + 1] == f"{gear['height']},{gear['width']}"
+        folders = argv[argv.index("--input") + 1].split(",")
+        device = work / "input" / "device0" / dirname.partition("-")[2]
+        assert folders == ([f"{device}/input_ids", f"{device}/attention_mask"] if name == "tinytext" else [f"{device}"])
+    written = sorted(p.name for d in dirnames for p in (work / "output" / d).glob("*.bin"))
+    assert written == sorted(f"{k}_0.bin" for k in expected[name][0])
 
 
 # ---------------------------------------------------------------- bench and ci
@@ -308,15 +320,15 @@ def test_ascend_files_with_two_inputs_and_two_outputs_resume_after_a_crash(weigh
     with pytest.raises(UserError, match="ais_bench on device 0 failed"):
         run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend",
                   precision="fp32", backend_options={"ascend": AscendOptions(io="files")})
-    results = output / "ascend" / "output" / "device0"
-    first = sorted(p.name for p in results.iterdir())
-    assert first == sorted(f"t0{i}_{o}.bin" for i in range(1, 5) for o in (0, 1))  # the batch before the crash
+    first = sorted(p.name for p in (output / "ascend" / "output").glob("device0-seq*/*.bin"))
+    done = sorted({name.rsplit("_", 1)[0] for name in first})
+    assert len(done) == BATCH and first == sorted(f"{k}_{o}.bin" for k in done for o in (0, 1))  # the batch before the crash
 
     monkeypatch.delenv("MODELZOO_FAKE_AIS_CRASH_AFTER")
     report = run_model(registry, {"argmax": weights["tinytext"]}, cache, "argmax", output, backend="ascend",
                        precision="fp32", backend_options={"ascend": AscendOptions(io="files", keep_files=True)})
-    sent = sorted(p.stem for p in (output / "ascend" / "input" / "device0" / "attention_mask").iterdir())
-    assert sent == [f"t{i:02d}" for i in range(5, 13)]
+    sent = sorted(p.stem for p in (output / "ascend" / "input" / "device0").glob("seq*/attention_mask/*.bin"))
+    assert sent == sorted({f"t{i:02d}" for i in range(1, 13)} - set(done))
     assert_matches("tinytext", output, report, expected)
     records = json.loads((output / "predictions.json").read_text())
     assert all(r["label"] == r["argmax"] for r in records.values())

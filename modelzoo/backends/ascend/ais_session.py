@@ -16,8 +16,9 @@ import numpy as np
 
 from modelzoo.backends.ascend.ais_cli import ais_bench_command, ais_failure
 from modelzoo.backends.ascend.ais_parse import execution_times_ms, parse_console
+from modelzoo.backends.ascend.gears import GearedAxes, picture_axes
 from modelzoo.backends.ascend.tools import run_tool
-from modelzoo.backends.base import FixedAxes, Session
+from modelzoo.backends.base import Session, axis_sizes
 from modelzoo.errors import UserError
 from modelzoo.manifest import Manifest
 
@@ -37,7 +38,8 @@ def infer_session_class() -> Any:
 
 
 class AisStreamSession(Session):
-    def __init__(self, om: Path, manifest: Manifest, batch_size: int, dynamic: bool, devices: list[int]) -> None:
+    def __init__(self, om: Path, manifest: Manifest, batch_size: int, dynamic: bool, devices: list[int],
+                 axes: GearedAxes | None = None) -> None:
         super().__init__()
         self.om = om
         self.input_names = [t.name for t in manifest.inputs]    # feeds go in the model's input order
@@ -46,10 +48,13 @@ class AisStreamSession(Session):
         # The base class pads a short last batch up to this: the compiled batch, or for a
         # dynamic-batch .om the run's own gear, so that every execution has the same batch.
         self.static_batch = batch_size
-        # Dynamic axes: the .om is compiled at their largest sizes, every batch padded up to them.
-        self.fixed_axes = FixedAxes(manifest, manifest.largest_sizes()) if manifest.axes else None
+        # Dynamic axes: each batch is padded up to the smallest gear that holds it, and run at it.
+        self.fixed_axes = axes
+        self.manifest = manifest
         self.dynamic = dynamic
         self.mode = "dymbatch" if dynamic else "static"
+        if axes is not None and axes.dynamic:
+            self.mode = "dymhw" if picture_axes(manifest) else "dymdims"
         self.devices = devices
         self.sessions: list[Any] = []
         self.warm: set[int] = set()
@@ -94,6 +99,11 @@ class AisStreamSession(Session):
         self.calls += 1
         session = self.sessions[index]
         try:
+            if self.mode == "dymhw":
+                # The June 2023 infer() ignores mode="dymhw": set the gear explicitly (height first).
+                height, width = picture_axes(self.manifest)
+                sizes = axis_sizes(inputs, self.manifest)
+                session.set_dynamic_hw(sizes[height], sizes[width])
             if index not in self.warm:
                 # Like ais_bench: one warm-up execution, left out of the timings.
                 session.infer(feeds, self.mode)

@@ -15,6 +15,7 @@ from modelzoo.backends.ascend import npu_smi, paths
 from modelzoo.backends.ascend.ais_cli import AisFilesSession, pure_inference
 from modelzoo.backends.ascend.ais_session import AisStreamSession
 from modelzoo.backends.ascend.atc import compile_om, precision_mode
+from modelzoo.backends.ascend.gears import GearedAxes, gear_list
 from modelzoo.backends.ascend.options import AscendOptions, add_options, options_from
 from modelzoo.backends.ascend.tools import parse_devices
 from modelzoo.backends.base import Backend, BackendSettings, Session
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 AIS_BENCH_HINT = ("install the aclruntime and ais_bench wheels built from Ascend's tools repository "
                   "(https://gitee.com/ascend/tools, ais-bench_workload/tool/ais_bench) into this Python")
+
+
+# atc takes one kind of gears per model: batch gears or dims / image-size gears, never both.
+_BATCH_AND_AXES = ("--dynamic-batch cannot be combined with the dynamic axes of {path} (atc compiles "
+                   "batch gears or axis gears, not both); drop --dynamic-batch: every batch runs at --bs")
 
 
 class AscendBackend(Backend):
@@ -105,14 +111,18 @@ class AscendBackend(Backend):
     def compile(self, artifacts: Artifacts, batch_size: int,
                 settings: BackendSettings) -> tuple[Path, list[int], tuple[int, ...] | None, str]:
         """(.om, devices, batch gears or None, soc_version) for a run; the .om's path resolved
-        and its mode one that ais_bench accepts (a cached one may come from an older run)."""
+        and its mode one that ais_bench accepts (a cached one may come from an older run). A model
+        with dynamic axes is compiled for their gears (gears.py)."""
         options = _options(settings.options)
         devices = parse_devices(options.device)
+        if options.dynamic_batch and artifacts.manifest.axes:
+            raise UserError(_BATCH_AND_AXES.format(path=artifacts.manifest.path))
         gears = _gears(batch_size, options.dynamic_batch)
         soc = self.soc_version(options, devices)
         keep = kept_ops(artifacts.manifest, "atc", settings.keep_fp32)
+        axis_gears = gear_list(artifacts.manifest) if artifacts.manifest.axes else None
         om = paths.secure_file(paths.resolved(compile_om(artifacts, batch_size, soc, gears, settings.precision,
-                                                         keep)))
+                                                         keep, axis_gears)))
         return om, devices, gears, soc
 
     def open(self, artifacts: Artifacts, batch_size: int, settings: BackendSettings) -> Session:
@@ -120,11 +130,12 @@ class AscendBackend(Backend):
         io = _io_mode(options.io)
         om, devices, gears, _ = self.compile(artifacts, batch_size, settings)
         log.info("ascend: %s on device(s) %s, --io %s", om.name, ",".join(map(str, devices)), io)
+        axes = _geared_axes(artifacts)
         if io == "stream":
-            session = AisStreamSession(om, artifacts.manifest, batch_size, gears is not None, devices)
+            session = AisStreamSession(om, artifacts.manifest, batch_size, gears is not None, devices, axes)
         else:
             session = AisFilesSession(om, artifacts.manifest, batch_size, gears is not None, devices,
-                                      settings.workdir, options.keep_files)
+                                      settings.workdir, options.keep_files, axes)
         mode = precision_mode(artifacts.manifest, settings.precision)
         session.precision = "fp32" if mode == "force_fp32" else "fp16"
         session.precision_note = f"atc --precision_mode={mode}"
@@ -140,13 +151,14 @@ class AscendBackend(Backend):
                   warmup: int, iters: int, sizes: dict[str, int] | None = None) -> dict[str, float | str | None]:
         """ais_bench's own figures on all-zero input (`--loop iters`; it warms up by itself).
 
-        Dynamic axes run at the sizes the .om was compiled for (their largest), whatever `sizes` asks.
+        Dynamic axes run at the largest gear, whatever `sizes` asks.
 
         fps is ais_bench's throughput line (batch / mean NPU compute time, summed over devices);
         latency percentiles are its NPU compute times (it prints no p90).
         """
         om, devices, gears, soc = self.compile(artifacts, batch_size, settings)
-        figures = pure_inference(om, batch_size, gears is not None, devices, iters, soc)
+        figures = pure_inference(om, batch_size, gears is not None, devices, iters, soc,
+                                 _geared_axes(artifacts))
         ms = figures["npu_compute_time_ms"]
         mode = precision_mode(artifacts.manifest, settings.precision)
         return {"fps": figures["fps"], "latency_ms_p50": ms["median"], "latency_ms_p90": None,
@@ -157,6 +169,11 @@ class AscendBackend(Backend):
 def _options(options: AscendOptions | None) -> AscendOptions:
     """The run's Ascend options; a run started from Python without them gets the flags' defaults."""
     return options or AscendOptions()
+
+
+def _geared_axes(artifacts: Artifacts) -> GearedAxes | None:
+    manifest = artifacts.manifest
+    return GearedAxes(manifest, gear_list(manifest)) if manifest.axes else None
 
 
 def _gears(batch_size: int, dynamic_batch: tuple[int, ...] | None) -> tuple[int, ...] | None:

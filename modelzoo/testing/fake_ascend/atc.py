@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -18,12 +18,14 @@ from modelzoo.testing.fake_ascend.atc_errors import FAILED_LINE, AtcError, inval
 from modelzoo.testing.fake_ascend.atc_graph import (
     cut_at_out_nodes,
     graph_inputs,
+    input_shape_order,
     output_infos,
     parse_gears,
+    parse_profiles,
     resolve_inputs,
 )
 from modelzoo.testing.fake_ascend.fp16 import FP16_MODES, as_fp16_chip, read_keep_dtype
-from modelzoo.testing.fake_ascend.om import OmManifest, TensorInfo, write_om
+from modelzoo.testing.fake_ascend.om import OmManifest, write_om
 
 START_LINE = "ATC start working now, please wait for a moment."
 SUCCESS_LINE = "ATC run success, welcome to the next use."
@@ -32,6 +34,7 @@ PID_PREFIX_ENV = "MODELZOO_FAKE_ATC_PID_PREFIX"
 
 FLAGS = {
     "model", "weight", "framework", "output", "input_format", "input_shape", "dynamic_batch_size",
+    "dynamic_image_size", "dynamic_dims",
     "soc_version", "log", "precision_mode", "op_select_implmode", "optypelist_for_implmode",
     "enable_small_channel", "fusion_switch_file", "out_nodes", "insert_op_conf", "keep_dtype",
     "input_fp16_nodes", "output_type", "buffer_optimize", "disable_reuse_memory",
@@ -59,6 +62,8 @@ arguments explain:
   --input_format      Format of input data. E.g.: "NCHW"
   --input_shape       Shape of input data. E.g.: "input_name1:n1,c1,h1,w1;input_name2:n2,c2,h2,w2"
   --dynamic_batch_size Set dynamic batch size. E.g.: "batchsize1,batchsize2,batchsize3"
+  --dynamic_image_size Set dynamic image size. E.g.: "imagesize1_height,imagesize1_width;..."
+  --dynamic_dims      Set dynamic dims. E.g.: "dims1_n1,dims1_n2;dims2_n1,dims2_n2"
   --log               Generate log with level. Support debug, info, warning, error, null
   --precision_mode    precision mode, support force_fp16(default), force_fp32, ...
   --op_select_implmode Set op select implmode. Support high_precision, high_performance.
@@ -125,24 +130,16 @@ def parse_flags(argv: list[str]) -> dict[str, str]:
 
 @dataclass
 class Plan:
-    """A checked conversion: the model, its resolved inputs/outputs and where the .om goes."""
+    """A checked conversion: the model, what the .om records about it and where the .om goes."""
 
     model: onnx.ModelProto
     onnx_bytes: bytes
     om_path: Path
-    soc_version: str
-    inputs: list[TensorInfo]
-    outputs: list[TensorInfo]
-    gears: list[int]
-    dynamic_shape: bool
+    compiled: OmManifest  # inputs, outputs, gears; the command line is added when written
     onnx_path: Path
 
     def manifest(self, argv: list[str], options: dict[str, str]) -> OmManifest:
-        return OmManifest(
-            soc_version=self.soc_version, inputs=self.inputs, outputs=self.outputs,
-            dynamic_batch_sizes=self.gears, dynamic_shape=self.dynamic_shape, argv=argv,
-            options=options, onnx_path=str(self.onnx_path.resolve()),
-        )
+        return replace(self.compiled, argv=argv, options=options, onnx_path=str(self.onnx_path.resolve()))
 
 
 def check(options: dict[str, str]) -> Plan:
@@ -183,19 +180,24 @@ def check(options: dict[str, str]) -> Plan:
                        "ATC model parse ret fail.[FUNC:ParseGraph][FILE:omg.cc]") from None
 
     inputs = resolve_inputs(model, options)
-    gears = parse_gears(options, inputs)
-    dynamic = bool(gears) or any(-1 in t.shape for t in inputs)
+    order = input_shape_order(options)
+    compiled = OmManifest(soc, inputs, [], input_shape_order=order,
+                          dynamic_image_size=parse_profiles(options, inputs, order, "dynamic_image_size"),
+                          dynamic_dims=parse_profiles(options, inputs, order, "dynamic_dims"))
+    compiled.dynamic_batch_sizes = parse_gears(options, inputs)
+    geared = bool(compiled.profiles())
+    dynamic = geared or any(-1 in t.shape for t in inputs)
     if "out_nodes" in options:
         model, onnx_bytes = cut_at_out_nodes(model, options["out_nodes"])
-    outputs = output_infos(model, inputs, gears)
+    compiled.outputs = output_infos(model, inputs, compiled.largest_profile())
     if options.get("precision_mode", "force_fp16") in FP16_MODES:
         keep = read_keep_dtype(Path(options["keep_dtype"])) if "keep_dtype" in options else (set(), set())
         onnx_bytes = as_fp16_chip(model, *keep).SerializeToString()
 
     output = options["output"]
     suffix = f"_linux_{platform.machine()}.om" if dynamic else ".om"
-    return Plan(model, onnx_bytes, Path(output + suffix), soc, inputs, outputs, gears,
-                dynamic and not gears, model_path)
+    compiled.dynamic_shape = dynamic and not geared
+    return Plan(model, onnx_bytes, Path(output + suffix), compiled, model_path)
 
 
 def _check_choice(options: dict[str, str], flag: str, allowed: set[str]) -> None:

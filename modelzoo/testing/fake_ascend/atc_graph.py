@@ -1,5 +1,5 @@
-"""What the fake atc compiles: the ONNX graph's inputs with --input_shape applied, the dynamic
-batch gears, the --out_nodes cut, and the output shapes of the compiled model."""
+"""What the fake atc compiles: the ONNX graph's inputs with --input_shape applied, the gears
+(batch, image size or dims), the --out_nodes cut, and the output shapes of the compiled model."""
 from __future__ import annotations
 
 import numpy as np
@@ -89,6 +89,59 @@ def parse_gears(options: dict[str, str], inputs: list[TensorInfo]) -> list[int]:
     return gears
 
 
+GEAR_FLAGS = ("dynamic_batch_size", "dynamic_image_size", "dynamic_dims")
+MAX_PROFILES = 100  # atc's documented range of profiles is (1, 100]
+# The -1 axes --dynamic_image_size fills: height and width of a picture.
+HW_AXES = {"NCHW": [2, 3], "NHWC": [1, 2]}
+
+
+def input_shape_order(options: dict[str, str]) -> list[str]:
+    """The input names in the order --input_shape lists them: the order dims gears follow."""
+    return list(_parse_input_shape(options.get("input_shape", "")))
+
+
+def parse_profiles(options: dict[str, str], inputs: list[TensorInfo], order: list[str],
+                   flag: str) -> list[list[int]]:
+    """--dynamic_image_size 'h,w;h,w' or --dynamic_dims 'v,..;v,..' checked against --input_shape."""
+    text = options.get(flag)
+    if text is None:
+        return []
+    given = [f for f in GEAR_FLAGS if f in options]
+    if len(given) > 1:
+        raise invalid_value(text, f"--{flag}", f"[--{given[0]}] and [--{given[1]}] are mutually "
+                                               "exclusive; set only one of them.")
+    try:
+        profiles = [[int(v) for v in gear.split(",")] for gear in text.strip().strip(";").split(";")]
+    except ValueError:
+        raise invalid_value(text, f"--{flag}", "The value must be positive integers: profiles "
+                                               "separated by ';', values by ','.") from None
+    if any(v <= 0 for gear in profiles for v in gear):
+        raise invalid_value(text, f"--{flag}", "The values must be positive.")
+    if len(profiles) < 2:
+        raise AtcError("E10035", {"count": str(len(profiles)), "minimum": "2"})
+    if len(profiles) > MAX_PROFILES:
+        raise invalid_value(text, f"--{flag}", f"At most {MAX_PROFILES} profiles are supported.")
+    by_name = {t.name: t for t in inputs}
+    if any(t.ranges for t in inputs) or not any(-1 in t.shape for t in inputs):
+        raise AtcError("E10040", {})
+    if flag == "dynamic_dims":
+        count = sum(by_name[n].shape.count(-1) for n in order if n in by_name)
+        for gear in profiles:
+            if len(gear) != count:
+                raise invalid_value(text, "--dynamic_dims", f"The profile [{','.join(map(str, gear))}] has "
+                                    f"{len(gear)} values but --input_shape has {count} -1 placeholders.")
+        return profiles
+    axes = HW_AXES.get(options.get("input_format", "NCHW"))
+    for t in inputs:
+        if -1 in t.shape and (axes is None or [i for i, d in enumerate(t.shape) if d == -1] != axes):
+            raise invalid_value(options.get("input_shape", ""), "--input_shape",
+                                f"With --dynamic_image_size only the height and width of an NCHW "
+                                f"or NHWC input may be -1 ([{t.name}]).")
+    if any(len(gear) != 2 for gear in profiles):
+        raise invalid_value(text, "--dynamic_image_size", "Each profile must be 'height,width'.")
+    return profiles
+
+
 def cut_at_out_nodes(model: onnx.ModelProto, text: str) -> tuple[onnx.ModelProto, bytes]:
     """Make the named node outputs ('node:index;...') the graph outputs, as --out_nodes does."""
     nodes = {node.name: node for node in model.graph.node}
@@ -109,10 +162,9 @@ def cut_at_out_nodes(model: onnx.ModelProto, text: str) -> tuple[onnx.ModelProto
 
 
 def output_infos(model: onnx.ModelProto, inputs: list[TensorInfo],
-                  gears: list[int]) -> list[TensorInfo]:
+                  largest: dict[str, list[int]] | None) -> list[TensorInfo]:
     """Output shapes for the largest profile: -1 where the shape stays dynamic."""
-    feed_shapes = {t.name: [max(gears) if (gears and d == -1) else d for d in t.shape]
-                   for t in inputs}
+    feed_shapes = largest or {t.name: list(t.shape) for t in inputs}
     inferred = _infer_shapes(model, feed_shapes)
     if any(-1 in shape for shape, _ in inferred) and not any(
             -1 in s for s in feed_shapes.values()):

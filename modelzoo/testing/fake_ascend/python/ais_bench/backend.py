@@ -31,7 +31,7 @@ def compute_time_ms(batch: int) -> float:
     return BASE_MS + PER_SAMPLE_MS * batch
 
 
-class dtype(IntEnum):  # noqa: N801 - aclruntime's name; values are ACL's aclDataType codes
+class dtype(IntEnum):
     float32 = 0
     float16 = 1
     int8 = 2
@@ -170,10 +170,10 @@ class Session:
         return self._outputs
 
     def set_staticbatch(self) -> None:
-        """Without a dynamic setting a dynamic-batch model runs at its largest gear."""
-        gears = self.manifest.dynamic_batch_sizes
+        """Without a dynamic setting a geared model runs at its largest gear."""
+        largest = self.manifest.largest_profile()
         for i, info in enumerate(self.manifest.inputs):
-            self._shapes[i] = [max(gears) if (gears and d == -1) else d for d in info.shape]
+            self._shapes[i] = list(largest[info.name]) if largest else list(info.shape)
             self._inputs[i].realsize = self._inputs[i].size
 
     def get_max_dym_batchsize(self) -> int:
@@ -208,10 +208,42 @@ class Session:
             self._inputs[i].realsize = math.prod(shape) * np.dtype(info.dtype).itemsize
 
     def set_dynamic_hw(self, height: int, width: int) -> None:
-        raise RuntimeError("the fake ais_bench does not emulate --dymHW / dymhw models")
+        """The gear of an image-size model; the first value is the height, as ACL's
+        aclmdlSetDynamicHWSize(model, dataset, index, height, width) takes it."""
+        gears = self.manifest.dynamic_image_size
+        if not gears:
+            console.error("the dynamic_image_size parameter is not specified for model conversion")
+            raise RuntimeError(ACL_FAILURE)
+        if [height, width] not in gears:
+            console.error(f"the dymHW parameter is not correct: {height},{width} is not one of "
+                          f"{';'.join(f'{h},{w}' for h, w in gears)}")
+            raise RuntimeError(ACL_FAILURE)
+        self._set_profile(self.manifest.profiles()[gears.index([height, width])])
 
     def set_dynamic_dims(self, text: str) -> None:
-        raise RuntimeError("the fake ais_bench does not emulate --dymDims / dymdims models")
+        """'name:1,16;name2:1,16': the names are dropped and the values matched, in order, with
+        every gear's input shapes in --input_shape's order (as aclruntime and ACL do)."""
+        if not self.manifest.dynamic_dims:
+            console.error("the dynamic_dims parameter is not specified for model conversion")
+            raise RuntimeError(ACL_FAILURE)
+        values = [int(v) for item in text.split(";") for v in item.rpartition(":")[2].split(",") if v]
+        order = self.manifest.input_shape_order
+        for index, profile in enumerate(self.manifest.profiles()):
+            dims = [d for name in order for d in profile[name]]
+            if len(values) != len(dims):
+                console.error(f"the dymDims parameter is not correct i:{index} dysize:{len(values)} "
+                              f"dimcount:{len(dims)}")
+                raise RuntimeError(ACL_FAILURE)
+            if values == dims:
+                self._set_profile(profile)
+                return
+        console.error("the dynamic_dims parameter is not correct")
+        raise RuntimeError(ACL_FAILURE)
+
+    def _set_profile(self, profile: dict[str, list[int]]) -> None:
+        for i, info in enumerate(self.manifest.inputs):
+            self._shapes[i] = list(profile[info.name])
+            self._inputs[i].realsize = math.prod(profile[info.name]) * np.dtype(info.dtype).itemsize
 
     def set_custom_outsize(self, sizes: list[int]) -> None:
         self.custom_sizes = list(sizes)  # outputs come from ONNX Runtime whatever their size
@@ -297,8 +329,8 @@ def _fits(shape: list[int], info: TensorInfo) -> bool:
 
 
 def _desc(info: TensorInfo, manifest: OmManifest) -> TensorDesc:
-    gears = manifest.dynamic_batch_sizes
-    dims = [max(gears) if (gears and d == -1) else d for d in info.shape]
+    largest = manifest.largest_profile()
+    dims = largest.get(info.name, info.shape) if largest else info.shape
     if info.ranges:  # a '~' range: the buffer is sized for the largest shape when bounded
         dims = [high if declared == -1 else declared
                 for declared, (_, high) in zip(info.shape, info.ranges)]

@@ -2,12 +2,14 @@
 
 A real .om is an opaque compiled graph. The fake one is a zip holding the ONNX model bytes (so the
 .om still works after the ONNX file is deleted) and a `manifest.json` that records what atc was
-asked for: soc_version, input/output descriptions, dynamic batch gears and the full argv.
+asked for: soc_version, input/output descriptions, the gears (batch, image size or dims) and the
+full argv.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,12 +37,43 @@ class OmManifest:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     dynamic_batch_sizes: list[int] = field(default_factory=list)  # gears from --dynamic_batch_size
+    dynamic_image_size: list[list[int]] = field(default_factory=list)  # [height, width] per gear
+    dynamic_dims: list[list[int]] = field(default_factory=list)  # per gear: a value per -1
+    input_shape_order: list[str] = field(default_factory=list)  # input names as --input_shape lists them
     dynamic_shape: bool = False  # -1 or n1~n2 axes without --dynamic_batch_size
     argv: list[str] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)  # every --flag=value atc accepted
     onnx_path: str = ""  # absolute path of the source ONNX, for information only
     onnx_sha256: str = ""
     format: str = FORMAT
+
+
+    def profiles(self) -> list[dict[str, list[int]]]:
+        """Every gear as the input shapes it runs (empty without gears). Dims gears fill the -1s
+        in --input_shape's order of the inputs, as ACL's aclmdlGetInputDynamicDims lists them."""
+        by_name = {t.name: t.shape for t in self.inputs}
+        order = self.input_shape_order or list(by_name)
+        if self.dynamic_batch_sizes:
+            return [{n: [g if d == -1 else d for d in s] for n, s in by_name.items()}
+                    for g in self.dynamic_batch_sizes]
+        gears = self.dynamic_dims or self.dynamic_image_size
+        result = []
+        for gear in gears:
+            values = iter(gear)
+            shapes = {}
+            for name in order:
+                hw = iter(gear)  # an image-size gear gives every input its height, then width
+                shapes[name] = [d if d != -1 else next(hw if self.dynamic_image_size else values)
+                                for d in by_name[name]]
+            result.append({n: shapes.get(n, s) for n, s in by_name.items()})
+        return result
+
+    def largest_profile(self) -> dict[str, list[int]] | None:
+        """The gear with the most input elements, which buffers are sized for."""
+        profiles = self.profiles()
+        if not profiles:
+            return None
+        return max(profiles, key=lambda p: sum(math.prod(s) for s in p.values()))
 
 
 def write_om(path: Path, manifest: OmManifest, onnx_bytes: bytes) -> None:
