@@ -33,6 +33,7 @@ from modelzoo.core import Batch
 from modelzoo.fileio import atomic_write_json
 from modelzoo.host import host_description
 from modelzoo.throughput import bench_figures
+from modelzoo.words import unit_of
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -153,7 +154,8 @@ def choose(registry: Registry, entry: ModelEntry, batch_size: int, settings: Bac
             session.close()
         raise
     for backend in (b for b in candidates if b.name in measured):
-        log.info("auto: %s runs %.1f samples/s at batch size %d", backend.name, measured[backend.name], batch_size)
+        log.info("auto: %s runs %.1f %s at batch size %d", backend.name, measured[backend.name],
+                 unit_of(entry.manifest).rate, batch_size)
         record_figure(cache_root, key, backend, measured[backend.name], opened[backend.name][0].precision, "probe")
         figures.update(read_figures(cache_root, key, [backend]))
     probe_s = time.perf_counter() - started if opened else 0.0
