@@ -40,7 +40,7 @@ from modelzoo.metas import Meta, postprocessor
 from modelzoo.registry import Registry
 from modelzoo.resume import ResultLog
 from modelzoo.source import upstream_checkout
-from modelzoo.stream import Padding, Preprocessor, batches, default_workers
+from modelzoo.stream import BUCKET_BATCHES, Padding, Preprocessor, batches, default_workers
 from modelzoo.tasks import samples_digest
 from modelzoo.text import plural
 from modelzoo.weights import random_banner, resolve_weights
@@ -49,8 +49,6 @@ from modelzoo.words import Unit, unit_of
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_ROOT = Path("modelzoo-out")
-# A model with dynamic axes: samples are sorted by size within windows of this many batches.
-BUCKET_BATCHES = 8
 
 
 @dataclass
@@ -367,7 +365,7 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
             samples = RunSamples(artifacts, session, todo, opts.agreement_samples)
         loop_start = time.perf_counter()
         metas: dict[str, Meta] = {}  # filled as samples are batched, emptied as their outputs are recorded
-        padding = Padding([t.name for t in manifest.inputs if t.dynamic_axes]) if manifest.axes else None
+        padding = Padding(manifest, session.sizes_for) if manifest.axes else None
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
                          entry.collate, plugin=manifest.plugin, metas=metas, padding=padding, manifest=manifest,
                          bucket_window=BUCKET_BATCHES * opts.batch_size if manifest.axes else 0)
@@ -424,7 +422,8 @@ def _infer_on_cluster(cluster, entry, backend, artifacts, settings, todo, opts, 
                 "precision_note": work.precision[1] if work.precision else None,
                 # Not measured on a cluster: the sessions run on other nodes.
                 "latency_ms": None, "parity": artifacts.parity, "agreement": None, "calibration": None,
-                "padding": None, "preprocessing": {"workers": 0, "in": "each actor's own thread"},
+                "padding": work.padding.figures() if work.padding else None,
+                "preprocessing": {"workers": 0, "in": "each actor's own thread"},
                 "kept_ops": work.kept_ops, "precision_warning": None}
     return stages, inferred, measured, work.report()
 
@@ -444,8 +443,9 @@ def measures(unit: Unit) -> dict[str, str]:
                    f"preprocess and inference overlapping; the first {things} are preprocessed while the "
                    "backend starts)",
         "latency_ms": "per batch, from the start of its computation to its result (p50, p90, p99)",
-        "padding": "per dynamic input, real elements over the elements of the collated batches (1.0: no "
-                   "padding); samples are sorted by size within windows of batches to keep it high",
+        "padding": "per dynamic input, real elements over the elements computed (1.0: no padding): batches "
+                   "padded to their longest sample, and by a backend with gears (Ascend) up to a gear; samples "
+                   "are sorted by size within windows of batches to keep it high",
         "agreement": "this run's compiled model against torch fp32: on the export's seeded random parity inputs, "
                      f"and (reduced precisions) on the first {things} of this run",
     }

@@ -9,6 +9,7 @@ no intermediate file is written.
 from __future__ import annotations
 
 import collections
+import math
 import multiprocessing
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from modelzoo.backends.base import axis_sizes
 from modelzoo.core import Arrays, Batch, Sample
 from modelzoo.errors import PluginError, UserError, plugin_code
 from modelzoo.manifest import Manifest
@@ -24,6 +26,11 @@ from modelzoo.metas import Meta, check, split
 
 Preprocess = Callable[[Any], Any]
 Collate = Callable[[list[Arrays]], Arrays]
+
+
+# Bucketing sorts samples by size within windows of this many batches: more sorts better, and
+# holds more preprocessed samples in memory.
+BUCKET_BATCHES = 8
 
 
 def default_workers() -> int:
@@ -121,19 +128,34 @@ def stack(rows: list[Arrays]) -> Arrays:
 
 
 class Padding:
-    """Real elements over collated elements of each dynamic input, over a run: how much of the
-    computation padding costs. Counted for the inputs that preprocess itself returns (a mask
-    that collate makes has no unpadded form)."""
+    """Real elements over computed elements of each dynamic input, over a run: how much of the
+    computation padding costs. A sample's own sizes are read from the inputs its preprocess
+    returns; the computed sizes are the collated batch's, or those `run_at(inputs)` says the
+    backend pads it up to (a gear). Inputs that collate alone makes (a mask) count at the same
+    sizes, as their elements are computed all the same."""
 
-    def __init__(self, inputs: list[str]) -> None:
-        self.real = dict.fromkeys(inputs, 0)
-        self.padded = dict.fromkeys(inputs, 0)
+    def __init__(self, manifest: Manifest, run_at: Callable[[Arrays], dict[str, int] | None] | None = None) -> None:
+        self.manifest = manifest
+        self.run_at = run_at
+        self.inputs = [t for t in manifest.inputs if t.dynamic_axes]
+        self.real = dict.fromkeys((t.name for t in self.inputs), 0)
+        self.padded = dict.fromkeys((t.name for t in self.inputs), 0)
 
     def add(self, rows: list[Arrays], batch: Arrays) -> None:
+        computed = (self.run_at and self.run_at(batch)) or axis_sizes(batch, self.manifest)
+        own = [{**computed, **sample_sizes(row, self.manifest)} for row in rows]
+        for t in self.inputs:
+            self.padded[t.name] += len(rows) * math.prod(t.concrete_shape(1, computed))
+            self.real[t.name] += sum(math.prod(t.concrete_shape(1, sizes)) for sizes in own)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """What `merge` takes: the counts so far, as plain data (a Ray actor sends them back)."""
+        return {"real": dict(self.real), "padded": dict(self.padded)}
+
+    def merge(self, counts: dict[str, dict[str, int]]) -> None:
         for name in self.real:
-            if name in rows[0]:
-                self.real[name] += sum(np.size(row[name]) for row in rows)
-                self.padded[name] += batch[name].size
+            self.real[name] += counts["real"][name]
+            self.padded[name] += counts["padded"][name]
 
     def figures(self) -> dict[str, float] | None:
         found = {name: round(self.real[name] / self.padded[name], 4) for name in self.real if self.padded[name]}
@@ -153,20 +175,30 @@ def bucketed(rows: Iterable[tuple[str, Arrays]], window: int) -> Iterator[tuple[
     yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
 
 
-def too_large(key: str, row: Arrays, manifest: Manifest) -> str | None:
-    """Why a preprocessed sample does not fit the model's dynamic axes (above the largest gear, or
-    the max), or None. Only inputs that preprocess returns with the declared number of axes are
-    measured."""
-    largest = manifest.largest_sizes()
+def measured_inputs(row: Arrays, manifest: Manifest) -> Iterator[tuple[str, str, int]]:
+    """(input, axis, size) of each dynamic axis in the inputs a preprocessed sample holds with the
+    declared number of axes (one sample, no batch axis)."""
     for t in manifest.inputs:
         array = row.get(t.name)
-        if array is None or np.ndim(array) != len(t.shape) - 1:
-            continue
-        for i, name in t.dynamic_axes.items():
-            if np.shape(array)[i - 1] > largest[name]:
-                return (f"sample {key}: input '{t.name}' has {name}={np.shape(array)[i - 1]}, above the largest "
-                        f"size {largest[name]} of axis {name} in {manifest.path}; shorten it in preprocess, "
-                        "or pass --skip-invalid")
+        if array is not None and np.ndim(array) == len(t.shape) - 1:
+            for i, name in t.dynamic_axes.items():
+                yield t.name, name, np.shape(array)[i - 1]
+
+
+def sample_sizes(row: Arrays, manifest: Manifest) -> dict[str, int]:
+    """A preprocessed sample's own size of each dynamic axis its inputs show."""
+    return {name: size for _, name, size in measured_inputs(row, manifest)}
+
+
+def too_large(key: str, row: Arrays, manifest: Manifest) -> str | None:
+    """Why a preprocessed sample does not fit the model's dynamic axes (above the largest gear, or
+    the max), or None."""
+    largest = manifest.largest_sizes()
+    for input_name, name, size in measured_inputs(row, manifest):
+        if size > largest[name]:
+            return (f"sample {key}: input '{input_name}' has {name}={size}, above the largest "
+                    f"size {largest[name]} of axis {name} in {manifest.path}; shorten it in preprocess, "
+                    "or pass --skip-invalid")
     return None
 
 

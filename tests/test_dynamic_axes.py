@@ -172,7 +172,7 @@ def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
 
     lengths = [9, 1, 5, 7, 2, 8, 3, 6, 4, 10, 30]
     items = [(Sample(f"s{i}", None, 0), {"input_ids": np.ones(n, np.int64)}, None) for i, n in enumerate(lengths)]
-    padding = Padding(["input_ids"])
+    padding = Padding(text_task.MANIFEST)
     made = list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate,
                         plugin="tests", metas={}, bucket_window=4, padding=padding))
     keys = [k for b in made for k in b.keys]
@@ -180,7 +180,8 @@ def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
     sizes = [lengths[int(k[1:])] for k in keys]
     assert sizes == sorted(lengths[:4]) + sorted(lengths[4:8]) + sorted(lengths[8:])
     padded = sum(b.inputs["input_ids"].size for b in made)
-    assert padding.figures() == {"input_ids": round(sum(lengths) / padded, 4)}
+    # The mask that collate makes is computed at the same sizes as the ids it masks.
+    assert padding.figures() == dict.fromkeys(["input_ids", "attention_mask"], round(sum(lengths) / padded, 4))
     unsorted = sum(2 * max(lengths[i:i + 2]) for i in range(0, 10, 2)) + 30
     assert padded < unsorted
 
@@ -196,7 +197,21 @@ def test_a_run_reports_its_padding(tmp_path):
     samples = text_task.TextClassification(3).load_dataset(text_task.HERE / "demo").samples
     lengths = sorted(len(text_task.preprocess(s.source)["input_ids"]) for s in samples)
     collated = sum(4 * max(lengths[i:i + 4]) for i in range(0, len(lengths), 4))  # 12 texts: one window
-    assert report["padding"] == {"input_ids": round(sum(lengths) / collated, 4)}
+    assert report["padding"] == dict.fromkeys(["input_ids", "attention_mask"], round(sum(lengths) / collated, 4))
+
+
+def test_padding_counts_what_a_backend_with_gears_computes():
+    """A batch padded up to a gear computes the gear's elements: the figure says so."""
+    from modelzoo.backends.ascend.gears import GearedAxes, gear_list
+    from modelzoo.core import Sample
+    from modelzoo.stream import Padding, batches
+
+    lengths = [3, 5, 9, 17]  # gears 8, 16, 32, 64: batches [3, 5] -> 8 and [9, 17] -> 32
+    items = [(Sample(f"s{i}", None, 0), {"input_ids": np.ones(n, np.int64)}, None) for i, n in enumerate(lengths)]
+    padding = Padding(text_task.MANIFEST, GearedAxes(text_task.MANIFEST, gear_list(text_task.MANIFEST)).sizes_for)
+    list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate, plugin="tests",
+                 metas={}, padding=padding))
+    assert padding.figures() == dict.fromkeys(["input_ids", "attention_mask"], round(34 / (2 * 8 + 2 * 32), 4))
 
 
 def test_a_sample_larger_than_the_axis_allows_is_one_line_naming_it_or_skipped():

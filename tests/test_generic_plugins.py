@@ -265,6 +265,21 @@ def test_the_fake_ascend_toolchain_gives_the_torch_models_records(registry, weig
         assert folders == ([f"{device}/input_ids", f"{device}/attention_mask"] if name == "tinytext" else [f"{device}"])
     written = sorted(p.name for d in dirnames for p in (work / "output" / d).glob("*.bin"))
     assert written == sorted(f"{k}_0.bin" for k in expected[name][0])
+    # The padding figure counts what the gears computed: each sample at its call's gear.
+    own, computed = own_elements(name), 0
+    for dirname in dirnames:
+        gear = [int(v) for v in re.findall(r"\d+", dirname.partition("-")[2])]
+        computed += len(list((work / "output" / dirname).glob("*_0.bin"))) * int(np.prod(gear))
+    assert report["padding"][PLUGINS[name].MANIFEST.inputs[0].name] == round(sum(own.values()) / computed, 4) < 1
+
+
+def own_elements(name: str) -> dict[str, int]:
+    """Each demo sample's own size: its token count, or its height times width."""
+    entry = MockRunner(PLUGINS[name]).model(name)
+    samples = entry.task.load_dataset(entry.demo_data).samples
+    if name == "tinytext":
+        return {s.key: len(entry.preprocess(s.source)["input_ids"]) for s in samples}
+    return {s.key: int(np.prod(entry.preprocess(s.source)[0].shape[1:])) for s in samples}
 
 
 # ---------------------------------------------------------------- bench and ci

@@ -42,6 +42,10 @@ class FixedAxes:
     manifest: Manifest
     sizes: dict[str, int]
 
+    def sizes_for(self, inputs: Arrays) -> dict[str, int]:
+        """The sizes a batch is computed at."""
+        return self.sizes
+
     def pad(self, inputs: Arrays) -> tuple[Arrays, dict[str, int]]:
         """(the inputs padded up to `sizes`, the batch's own sizes)."""
         real = axis_sizes(inputs, self.manifest)
@@ -124,6 +128,11 @@ class Session:
             self.compute_seconds += self.latencies_s[-1]
             self.images += n
             yield batch.keys, {name: out[:n] for name, out in outputs.items()}
+
+    def sizes_for(self, inputs: Arrays) -> dict[str, int] | None:
+        """The sizes of the dynamic axes this session computes a batch at, when it pads them up
+        (to a gear); None when it runs the batch as collated."""
+        return self.fixed_axes.sizes_for(inputs) if self.fixed_axes else None
 
     def throughput_fps(self) -> float | None:
         """Pure inference images per second, as measured by the backend."""

@@ -20,7 +20,7 @@ from modelzoo.backends.base import Backend, BackendSettings, Session
 from modelzoo.cache import Cache
 from modelzoo.core import ModelEntry, Sample
 from modelzoo.engines.shipping import SIDECARS, Shipment, ShippedArtifacts, node_cache
-from modelzoo.stream import Preprocessor, batches
+from modelzoo.stream import Padding, Preprocessor, batches
 
 
 @dataclass(frozen=True)
@@ -69,24 +69,25 @@ class SessionHost:
                 "kept_ops": list(self.session.kept_ops), "built": built}
 
     def infer(self, items: list[tuple[str, Any]]) -> dict[str, Any]:
-        """Preprocess and infer one batch of (key, source): its keys, outputs and metas (one per
-        key, None where preprocess gave none), the samples that could not be read (as the local run
-        records them), and this session's figures so far."""
+        """Preprocess and infer one piece of work of (key, source): the keys, outputs and metas (one
+        per key, None where preprocess gave none) of each batch it made, the samples that could not
+        be read (as the local run records them), its padding counts, and this session's figures so
+        far. A model with dynamic axes gets several batches' worth, sorted by size here, as a local
+        run buckets them."""
         manifest = self.entry.manifest
         skipped: list[dict[str, str]] = []
         metas: dict[str, Any] = {}
+        padding = Padding(manifest, self.session.sizes_for) if manifest.axes else None
         with tempfile.TemporaryDirectory(dir=self.scratch) as shipped:
             samples = [Sample(key, _local(source, Path(shipped) / str(i))) for i, (key, source) in enumerate(items)]
             loaded = Preprocessor(self.entry.preprocess, samples, workers=0, window=0, plugin=manifest.plugin)
-            made = list(batches(loaded, len(samples), [t.name for t in manifest.inputs], True, skipped.append,
-                                self.entry.collate, plugin=manifest.plugin, metas=metas, manifest=manifest))
-        keys, outputs = [], None
+            made = list(batches(loaded, self.batch_size, [t.name for t in manifest.inputs], True, skipped.append,
+                                self.entry.collate, plugin=manifest.plugin, metas=metas, manifest=manifest,
+                                bucket_window=len(samples) if manifest.axes else 0, padding=padding))
         with self.lock:
-            for batch in made:
-                [(keys, outputs)] = list(self.session.run([batch]))
-            return {"keys": keys, "outputs": outputs, "metas": [metas.get(key) for key in keys],
-                    "skipped": skipped, "images": self.session.images,
-                    "throughput_fps": self.session.throughput_fps()}
+            done = [(keys, outputs, [metas.get(key) for key in keys]) for keys, outputs in self.session.run(made)]
+            return {"batches": done, "skipped": skipped, "padding": padding.counts() if padding else None,
+                    "images": self.session.images, "throughput_fps": self.session.throughput_fps()}
 
     def close(self) -> None:
         if self.session is not None:

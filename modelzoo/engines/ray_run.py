@@ -23,6 +23,7 @@ from modelzoo.engines.ray_actor import SessionHost, ShippedFile
 from modelzoo.engines.shipping import pack
 from modelzoo.errors import UserError
 from modelzoo.resume import FILE_NAME
+from modelzoo.stream import BUCKET_BATCHES, Padding
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -88,6 +89,10 @@ class ClusterInference:
         self.ray = cluster.ray
         self.backend = backend
         self.batch_size = batch_size
+        # A model with dynamic axes: an actor gets several batches' worth at once and sorts them by
+        # size (stream.bucketed), so that its batches pad as little as a local run's.
+        self.chunk = batch_size * BUCKET_BATCHES if entry.manifest.axes else batch_size
+        self.padding = Padding(entry.manifest) if entry.manifest.axes else None
         self.ship_data = ship_data
         self.results_path = Path(settings.workdir) / FILE_NAME
         backend.prepare(artifacts, batch_size, settings)
@@ -132,7 +137,7 @@ class ClusterInference:
                metas: dict[str, Any]) -> Iterator[tuple[list[str], dict[str, np.ndarray]]]:
         """(keys, outputs) of every batch, in the order they finish; the metas that came back with
         them go into `metas` by key first (see modelzoo.metas)."""
-        queue = collections.deque(Work(todo[i:i + self.batch_size]) for i in range(0, len(todo), self.batch_size))
+        queue = collections.deque(Work(todo[i:i + self.chunk]) for i in range(0, len(todo), self.chunk))
         running: dict[Any, tuple[Actor, Work]] = {}
         done: set[str] = set()
         self.started = time.perf_counter()
@@ -173,12 +178,14 @@ class ClusterInference:
                 if not skip_invalid:
                     raise UserError(record["reason"])
                 on_skip({**record, "source": str(sources[record["key"]])})  # not the node's copy
-            keys, outputs = reply["keys"], reply["outputs"]
-            fresh = [i for i, key in enumerate(keys) if key not in done]
-            if fresh:
-                done.update(keys[i] for i in fresh)
-                metas.update((keys[i], reply["metas"][i]) for i in fresh if reply["metas"][i] is not None)
-                yield [keys[i] for i in fresh], {name: array[fresh] for name, array in outputs.items()}
+            if self.padding is not None:
+                self.padding.merge(reply["padding"])
+            for keys, outputs, batch_metas in reply["batches"]:
+                fresh = [i for i, key in enumerate(keys) if key not in done]
+                if fresh:
+                    done.update(keys[i] for i in fresh)
+                    metas.update((keys[i], batch_metas[i]) for i in fresh if batch_metas[i] is not None)
+                    yield [keys[i] for i in fresh], {name: array[fresh] for name, array in outputs.items()}
         self.wall = time.perf_counter() - self.started
         self._release()
 

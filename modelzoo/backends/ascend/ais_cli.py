@@ -49,7 +49,7 @@ from modelzoo.backends.ascend.gears import tag as gear_tag
 from modelzoo.backends.ascend.paths import resolved, secure_dir, secure_file
 from modelzoo.backends.ascend.tools import run_tool
 from modelzoo.backends.base import FixedAxes, Session
-from modelzoo.core import Batch
+from modelzoo.core import Arrays, Batch
 from modelzoo.errors import UserError
 from modelzoo.fileio import atomic_write_json
 from modelzoo.manifest import Manifest
@@ -136,6 +136,9 @@ class AisFilesSession(Session):
             return None
         wanted = dirname.partition("-")[2]
         return next((g for g in self.axes.gears if gear_tag(g) == wanted), self.axes.gears[-1])
+
+    def sizes_for(self, inputs: Arrays) -> Gear | None:
+        return self.axes.gear_of(inputs) if self.axes else None
 
     def _dirname(self, device: int, gear: Gear | None) -> str:
         return f"device{device}-{gear_tag(gear)}" if gear else f"device{device}"

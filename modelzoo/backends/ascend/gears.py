@@ -140,6 +140,9 @@ class GearedAxes:
             raise UserError(f"a batch with sizes {sizes} is above every gear of {self.manifest.path}")
         return gear
 
+    def sizes_for(self, inputs: Arrays) -> Gear:
+        return self.gear_of(inputs)
+
     def pad(self, inputs: Arrays) -> tuple[Arrays, dict[str, int]]:
         return FixedAxes(self.manifest, self.gear_of(inputs)).pad(inputs)
 
