@@ -87,6 +87,28 @@ def test_compare_refuses_fp32(registry, tiny_data, cache_dir, tmp_path) -> None:
         compare(options("onnxruntime", "fp32", tiny_data, cache_dir, tmp_path), registry)
 
 
+@pytest.mark.parametrize(("backend", "precision"), [("onnxruntime", "int8"), ("openvino", "int8"), ("ascend", "fp16")])
+def test_a_model_with_dynamic_axes_compares_batches_of_several_lengths(cache_dir, tmp_path, fake_ascend, backend,
+                                                                      precision) -> None:
+    """tinytext's batches differ in length: each is padded to the longest, so that every tensor is one
+    array over all samples and the .om is compiled for that one shape."""
+    import tests.plugins.tinytext.plugin as tinytext
+    import tests.plugins.tinytext.task as text_task
+
+    if backend == "openvino":
+        pytest.importorskip("nncf")
+    result = compare(CompareOptions(model="tinytext", backend=backend, precision=precision, batch_size=4,
+                                    cache_dir=cache_dir, output=tmp_path, quiet=True, samples=12,
+                                    backend_options={"ascend": AscendOptions(soc_version="Ascend310P3")}),
+                     registry_with(tinytext))
+    longest = max(text_task.SEQ.example, *(len(text_task.preprocess(s.source)["input_ids"])
+                  for s in text_task.TextClassification(3).load_dataset(text_task.HERE / "demo").samples))
+    assert result["samples"] == 4 + 12 and result["observable"] == result["tensors"] > 0
+    gathered = [row["shape"] for row in result["ops"] if len(row["shape"]) == 3]
+    assert gathered and all(shape[:2] == [16, longest] for shape in gathered)  # [samples, seq, width]
+    assert result["ops"][-1]["cosine"] is not None
+
+
 def chain() -> onnx.ModelProto:
     """x -> big (x1000) -> small (x0.001) -> out."""
     nodes = [helper.make_node("MatMul", ["x", "w_big"], ["y"], name="big"),

@@ -59,13 +59,15 @@ def compare(opts: CompareOptions, registry) -> dict:
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     artifacts = Artifacts(entry, resolve_weights(entry.manifest, opts.weights), cache,
                           variant=backend.export_variant, quiet=opts.quiet)
-    fp32_path = artifacts.onnx(opts.batch_size)
+    # The dynamic-batch ONNX, as an int8 run quantises it: its calibration feeds one sample at a time.
+    fp32_path = artifacts.onnx(None)
     model = onnx.load(fp32_path)
     tensors = float_tensors(model)
     names = [t.name for t in tensors]
     batches, rows = _inputs(artifacts, entry, opts)
+    batches, sizes = _one_shape(batches, entry.manifest)
     golden = _trim(OrtSide(model, names).run(batches), rows)
-    make = _side_maker(backend, precision, artifacts, fp32_path, model, opts, output)
+    make = _side_maker(backend, precision, artifacts, fp32_path, model, opts, output, sizes)
     other = make(names, [])
     got = _trim(other.run(batches), rows)
     table = [{"op": t.op, "type": t.type, "tensor": t.name, "observable": t.name in got,
@@ -107,6 +109,18 @@ def _inputs(artifacts, entry, opts: CompareOptions) -> tuple[list[dict], list[in
     return batches, rows
 
 
+def _one_shape(batches: list[dict], manifest) -> tuple[list[dict], dict[str, int] | None]:
+    """A model with dynamic axes: every batch padded (with each axis's `pad`) to the largest size of
+    each axis among them, so that a tensor is one array over all samples and a compiled side is
+    built for one shape; the sizes, or None for a model without dynamic axes."""
+    from modelzoo.backends.base import FixedAxes, axis_sizes
+
+    if not manifest.axes:
+        return batches, None
+    sizes = {name: max(axis_sizes(b, manifest)[name] for b in batches) for name in manifest.axes}
+    return [FixedAxes(manifest, sizes).pad(b)[0] for b in batches], sizes
+
+
 def _trim(tensors: dict[str, np.ndarray], rows: list[int]) -> dict[str, np.ndarray]:
     """Drop the padding rows of short batches (tensors whose first axis is the batch)."""
     bs, total = max(rows), len(rows) * max(rows)
@@ -114,8 +128,10 @@ def _trim(tensors: dict[str, np.ndarray], rows: list[int]) -> dict[str, np.ndarr
     return {name: (a[keep] if a.ndim and a.shape[0] == total else a) for name, a in tensors.items()}
 
 
-def _side_maker(backend, precision: str, artifacts, fp32_path: Path, model, opts: CompareOptions, output: Path):
-    """(tensor names, ops to keep) -> a Side of this backend at this precision."""
+def _side_maker(backend, precision: str, artifacts, fp32_path: Path, model, opts: CompareOptions, output: Path,
+                sizes: dict[str, int] | None):
+    """(tensor names, ops to keep) -> a Side of this backend at this precision; an .om is compiled
+    for the dynamic axes at `sizes`."""
     if backend.name == "onnxruntime" and precision == "int8":
         return lambda names, keep: ort_int8(fp32_path, names, keep)
     if backend.name == "openvino":
@@ -126,7 +142,8 @@ def _side_maker(backend, precision: str, artifacts, fp32_path: Path, model, opts
 
         soc = backend.soc_version(opts.backend_options.get(backend.name), [0])
         base = [a for a in atc_command(artifacts.manifest, fp32_path.resolve(), output, soc, opts.batch_size,
-                                       precision=precision) if not a.startswith("--output=")]
+                                       precision=precision, axis_gears=[sizes] if sizes else None)
+                if not a.startswith("--output=")]
         count = iter(range(1_000_000))
         return lambda names, keep: AscendSide(model, names, base, keep, output / "om" / str(next(count)))
     raise UserError(f"compare does not know how to look inside backend '{backend.name}' at {precision}; "

@@ -35,7 +35,8 @@ class Side:
     def run(self, batches: list[Arrays]) -> dict[str, np.ndarray]:
         """Tensor name -> the tensor over all batches, concatenated along the batch axis."""
         per_batch = [self.infer(b) for b in batches]
-        return {name: np.concatenate([b[name] for b in per_batch]) for name in per_batch[0]}
+        # A scalar (a graph constant such as a scale) becomes one value per batch.
+        return {name: np.concatenate([np.atleast_1d(b[name]) for b in per_batch]) for name in per_batch[0]}
 
     def infer(self, inputs: Arrays) -> Arrays:
         raise NotImplementedError
