@@ -21,11 +21,10 @@ from modelzoo.manifest import Tensor
 _RESULT_RE = re.compile(r"(?P<stem>.+)_(?P<index>[0-9]+)\.(?P<fmt>txt|bin|npy)")
 
 
-def read_results(result_dir: Path, outputs: Sequence[Tensor], sizes: dict[str, int] | None = None
-                 ) -> dict[str, dict[str, np.ndarray]]:
+def read_results(result_dir: Path, outputs: Sequence[Tensor]) -> dict[str, dict[str, np.ndarray]]:
     """Read every `<stem>_<i>.{txt,bin,npy}` in `result_dir` into {stem: {output name: array}}, each
-    array of that output's dtype and shape for one sample (without the batch axis), its dynamic
-    axes at `sizes` (those the compiled model fixed them at).
+    array of that output's dtype and shape for one sample (without the batch axis); outputs have
+    no dynamic axes (their sizes are not in the files).
 
     Output i is the i-th of `outputs`; higher indices, the summary JSON and sub-folders (the
     per-device folders of a multi-device run) are ignored. Each file must hold exactly the
@@ -67,11 +66,11 @@ def read_results(result_dir: Path, outputs: Sequence[Tensor], sizes: dict[str, i
         if missing:
             raise UserError(f"{result_dir} has no result file {stem}_{missing[0]}.* for output "
                             f"'{outputs[missing[0]].name}'; rerun the inference")
-        results[stem] = {t.name: _read_one(found[stem][i], t, sizes) for i, t in enumerate(outputs)}
+        results[stem] = {t.name: _read_one(found[stem][i], t) for i, t in enumerate(outputs)}
     return results
 
 
-def _read_one(path: Path, tensor: Tensor, sizes: dict[str, int] | None) -> np.ndarray:
+def _read_one(path: Path, tensor: Tensor) -> np.ndarray:
     fmt = path.suffix
     dtype = np.dtype(tensor.dtype)
     try:
@@ -91,7 +90,7 @@ def _read_one(path: Path, tensor: Tensor, sizes: dict[str, int] | None) -> np.nd
     else:
         values = _parse_npy(path)
 
-    shape = tensor.concrete_shape(1, sizes)[1:]
+    shape = tensor.concrete_shape(1)[1:]
     if values.size != math.prod(shape):
         raise UserError(
             f"result file {path} holds {values.size} values, expected {math.prod(shape)} "

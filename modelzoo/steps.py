@@ -130,7 +130,13 @@ def postprocess(entry: ModelEntry, result_path: Path, data: Path | None, labels:
     dataset (--data), or for a task that reads them alone (classification) from --labels; a task
     whose postprocess takes metas gets them from `metas_path` (the preprocess step's metas.jsonl)."""
     task = entry.task
-    results = read_results(result_path, entry.manifest.outputs, entry.manifest.largest_sizes())
+    varying = [t for t in entry.manifest.outputs if t.dynamic_axes]
+    if varying:
+        raise UserError(f"output '{varying[0].name}' of {entry.name} has dynamic axes ({', '.join(varying[0].dynamic_axes.values())}) "
+                        "whose size differs by sample and gear, which result files do not record; run "
+                        f"'modelzoo run {entry.name} --backend ascend --io files --keep-bin': it runs ais_bench per gear, "
+                        "keeps its files, and cuts each output back to its sample")
+    results = read_results(result_path, entry.manifest.outputs)
     metas = _metas_for(entry, results, metas_path)
     if data is not None:
         targets = {s.key: s.target for s in load_dataset(entry, data, labels).samples}

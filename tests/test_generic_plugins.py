@@ -30,6 +30,7 @@ from modelzoo.backends.ascend.options import AscendOptions
 from modelzoo.bench import bench
 from modelzoo.pipeline import RunOptions, run
 from modelzoo.registry import Registry
+from modelzoo.steps import postprocess, preprocess_to_bin
 from modelzoo.testing.mock import MockRunner
 from modelzoo.weights import fetch_weights
 from modelzoo.zoo_ci import run_ci
@@ -280,6 +281,34 @@ def own_elements(name: str) -> dict[str, int]:
     if name == "tinytext":
         return {s.key: len(entry.preprocess(s.source)["input_ids"]) for s in samples}
     return {s.key: int(np.prod(entry.preprocess(s.source)[0].shape[1:])) for s in samples}
+
+
+def test_the_split_steps_score_a_text_model_whose_inputs_vary_in_length(registry, weights, expected, tmp_path):
+    """`preprocess` writes each text at its own length, one folder per input; another tool's results
+    (here torch's, as ais_bench names them) score as the run does."""
+    entry = registry.model("tinytext")
+    assert preprocess_to_bin(entry, text_task.HERE / "demo", tmp_path / "bins", workers=0, skip_invalid=False,
+                             quiet=True) == 12
+    model = tinytext.build("standard")
+    model.load_state_dict(torch.load(weights["tinytext"], weights_only=True))
+    (tmp_path / "result").mkdir()
+    for ids in sorted((tmp_path / "bins" / "input_ids").glob("*.bin")):
+        tokens = torch.from_numpy(np.fromfile(ids, dtype="<i8")[None])
+        mask = torch.from_numpy(np.fromfile(tmp_path / "bins" / "attention_mask" / ids.name, dtype="<i8")[None])
+        with torch.inference_mode():
+            model(tokens, mask).numpy().tofile(tmp_path / "result" / f"{ids.stem}_0.bin")
+    scores = postprocess(entry, tmp_path / "result", text_task.HERE / "demo", None, None)
+    keys, targets, logits = expected["tinytext"]
+    assert scores == pytest.approx({**text_metrics(targets, np.argmax(logits, -1)), "results_without_label": 0,
+                                    "labels_without_result": 0})
+
+
+def test_postprocess_of_outputs_whose_size_varies_is_one_line(registry, tmp_path):
+    with pytest.raises(UserError) as info:
+        postprocess(registry.model("tinyseg"), tmp_path, seg_task.HERE / "demo", None, None)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("output 'logits' of tinyseg has dynamic axes (height, width)")
+    assert "--backend ascend --io files --keep-bin" in message
 
 
 # ---------------------------------------------------------------- bench and ci
