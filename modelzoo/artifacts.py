@@ -15,7 +15,7 @@ from modelzoo import __version__
 from modelzoo.cache import Cache, digest
 from modelzoo.core import ModelEntry
 from modelzoo.fileio import atomic_write_json
-from modelzoo.manifest import Manifest
+from modelzoo.manifest import Manifest, Tensor
 from modelzoo.source import read_marker
 from modelzoo.weights import RANDOM_SEED, Weights, sha256_of
 
@@ -60,7 +60,7 @@ class Artifacts:
         """Everything an artifact of this model depends on, plus `extra`; backends extend it."""
         m = self.manifest
         return {"model": m.name,
-                "manifest": {"inputs": [asdict(t) for t in m.inputs], "outputs": [asdict(t) for t in m.outputs],
+                "manifest": {"inputs": [asdict(t) for t in m.inputs], "outputs": [_measured(t) for t in m.outputs],
                              "axes": {n: asdict(a) for n, a in m.axes.items()}, "export": m.export},
                 "model_code": plugin_code_digest(self.entry),
                 "upstream": read_marker(self.upstream) if self.upstream else None,
@@ -161,6 +161,19 @@ class Artifacts:
             raise ParityError(text, f"fix the export, or set the output's tolerance in [[outputs]] of "
                                     f"{self.manifest.path}, or pass --no-parity-check to go on regardless")
         log.warning("%s; going on: --no-parity-check", text)
+
+
+# Parity thresholds: the cached figures are judged against them anew on every use (_judge), so a
+# changed tolerance needs no new export.
+THRESHOLDS = ("atol", "min_cosine", "min_agreement", "min_equal")
+
+
+def _measured(output: Tensor) -> dict[str, Any]:
+    """An output as far as the export and its parity figures depend on it: its thresholds left out."""
+    found = asdict(output)
+    if found["check"] is not None:
+        found["check"] = {k: v for k, v in found["check"].items() if k not in THRESHOLDS}
+    return found
 
 
 def plugin_code_digest(entry: ModelEntry) -> str:

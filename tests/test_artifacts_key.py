@@ -126,3 +126,17 @@ def test_a_single_module_plugin_is_keyed_on_its_own_file_only(site, tmp_path):
     (site / "another_package" / "__init__.py").write_text("X = 1\n")
     shutil.copy(files["model"], site / "copy_of_it.py")
     assert export(import_fresh(module), cache) == (first, True)
+
+
+def test_a_changed_tolerance_is_judged_on_the_cached_export(site, tmp_path):
+    """Parity's figures do not depend on the thresholds: the export is reused, and judged anew."""
+    from modelzoo.parity import ParityError
+
+    module, _ = write_plugin(site, "module")
+    cache = tmp_path / "cache"
+    first, _ = export(import_fresh(module), cache)
+    manifest = site / "plugin.toml"
+    manifest.write_text(manifest.read_text().replace("atol = 1e-3", "atol = 1e-12"))
+    with pytest.raises(ParityError, match=r"> atol 1\.0e-12"):
+        export(import_fresh(module), cache)
+    assert list(cache.glob("*.onnx")) == [first]  # not exported again
