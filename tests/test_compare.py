@@ -49,14 +49,16 @@ def test_fake_ascend_fp16_names_the_overflow_and_keep_dtype_fixes_it_minimally(
     assert "`/blowup/Gemm`" in (tmp_path / "out" / "compare.md").read_text()
 
 
-def test_openvino_int8_names_the_outlier_consumer_and_the_fix_keeps_it(
+def test_openvino_int8_names_the_outlier_consumer_and_the_fix_is_it_alone(
         registry, tiny_data, cache_dir, tmp_path) -> None:
     pytest.importorskip("nncf")
     result = compare(options("openvino", "int8", tiny_data, cache_dir, tmp_path, fix=True), registry)
     assert result["first_divergent"]["op"] == "/mix/Gemm"
     rows = {row["op"]: row for row in result["ops"]}
     assert rows["/widen/Gemm"]["cosine"] >= 0.99  # the op before it is still fine
-    assert result["fix"][0] == "/mix/Gemm"
+    # Every other layer's int8 noise together leaves the output above the target (cosine 0.9995 on an
+    # AVX2-only host, whose weights are 7-bit): the planted op alone is the fix.
+    assert result["fix"] == ["/mix/Gemm"]
     assert not meets(result["agreement_before"], result["target"])
     assert meets(result["agreement_after"], result["target"])
 
