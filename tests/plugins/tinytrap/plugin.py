@@ -12,7 +12,11 @@ from modelzoo.api import ModelEntry, hookimpl, load_manifest
 
 MANIFEST = load_manifest(Path(__file__).with_name("plugin.toml"))
 OUTLIER = 3000.0     # channel 0 of /widen/Gemm's output: fine in fp16, ruinous for per-tensor int8
-BLOWUP = 3.0e4       # /blowup/Gemm's weights are scaled up by this, /shrink/Gemm's down
+BLOWUP = 3.0e4       # /blowup/Gemm's weights are scaled up by this, /shrink/Gemm's down by BLOWUP / HEADROOM
+# and /head/Gemm's down by HEADROOM. NNCF widens a weight range under 8e-5 (a "zero filter") to 8e-5:
+# shrink's weights scaled by 1 / BLOWUP alone (about 1e-5) would share that floor and use under half
+# of int8's levels, an int8 trap besides the fp16 one.
+HEADROOM = 30.0
 
 
 class TinyTrap(torch.nn.Module):
@@ -38,7 +42,8 @@ def build(variant: str) -> torch.nn.Module:
 @torch.no_grad()
 def init_random(model: torch.nn.Module, seed: int) -> None:
     """He-initialised weights, then the traps: a constant channel 0 of OUTLIER out of widen that
-    mix ignores (its weights on it are zero), and a pair of layers scaled by BLOWUP and 1/BLOWUP."""
+    mix ignores (its weights on it are zero), and a pair of layers scaled by BLOWUP and
+    HEADROOM / BLOWUP, head scaled by 1 / HEADROOM to give the same scores."""
     generator = torch.Generator().manual_seed(seed)
     for p in model.parameters():
         scale = (2 / p[0].numel()) ** 0.5 if p.dim() > 1 else 0.0  # zero biases
@@ -48,7 +53,8 @@ def init_random(model: torch.nn.Module, seed: int) -> None:
     model.mix.weight[:, 0] = 0.0
     model.blowup.weight *= BLOWUP
     model.blowup.bias *= BLOWUP
-    model.shrink.weight /= BLOWUP
+    model.shrink.weight *= HEADROOM / BLOWUP
+    model.head.weight /= HEADROOM
 
 
 def preprocess(path: Path) -> np.ndarray:
