@@ -159,3 +159,21 @@ def test_int8_ignored_in_the_manifest_is_applied(tiny_data, cache_dir, tmp_path,
     assert report["kept_ops"] == ["/mix/Gemm"]
     assert report["precision_warning"] is None
     assert report["agreement"]["parity_inputs"]["cosine"] > 0.99
+
+
+def test_onnxruntime_quantiser_info_lines_are_dropped(tmp_path, caplog) -> None:
+    from modelzoo.quantize import dynamic_int8
+
+    # proj has a weight to quantise; attn multiplies two activations, which the quantiser skips
+    # with an info line.
+    weight = numpy_helper.from_array(np.eye(4, dtype=np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["a"], name="proj"),
+             helper.make_node("Transpose", ["x"], ["xt"], name="flip"),
+             helper.make_node("MatMul", ["a", "xt"], ["out"], name="attn")]
+    graph = helper.make_graph(nodes, "attn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 2])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "fp32.onnx")
+    caplog.set_level("INFO")
+    dynamic_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx")
+    assert "MatMulInteger" in {node.op_type for node in onnx.load(tmp_path / "int8.onnx").graph.node}
+    assert not [r for r in caplog.records if "onnxruntime" in r.pathname], caplog.text
