@@ -161,6 +161,31 @@ def test_int8_ignored_in_the_manifest_is_applied(tiny_data, cache_dir, tmp_path,
     assert report["agreement"]["parity_inputs"]["cosine"] > 0.99
 
 
+def scalar_graph() -> onnx.ModelProto:
+    """x -> scale (x Constant 2) -> mean over everything (a scalar) -> shift (scaled x + mean)."""
+    two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
+    nodes = [helper.make_node("Constant", [], ["c"], name="const", value=two),
+             helper.make_node("Mul", ["x", "c"], ["y"], name="scale"),
+             helper.make_node("ReduceMean", ["y"], ["m"], name="mean", keepdims=0),
+             helper.make_node("Add", ["y", "m"], ["out"], name="shift")]
+    graph = helper.make_graph(nodes, "scalar", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_constants_are_not_rows_and_a_scalar_tensor_gives_one_value_per_batch() -> None:
+    from modelzoo.compare.graph import float_tensors
+    from modelzoo.compare.sides import OrtSide
+
+    model = scalar_graph()
+    tensors = float_tensors(model)
+    assert [t.op for t in tensors] == ["scale", "mean", "shift"]
+    batches = [{"x": np.array([[1, 2], [3, 4]], np.float32)}, {"x": np.array([[5, 6], [7, 8]], np.float32)}]
+    got = OrtSide(model, [t.name for t in tensors]).run(batches)
+    np.testing.assert_allclose(got["m"], [5.0, 13.0])
+    assert got["out"].shape == (4, 2)
+
+
 def test_onnxruntime_quantiser_info_lines_are_dropped(tmp_path, caplog) -> None:
     from modelzoo.quantize import dynamic_int8
 

@@ -110,6 +110,8 @@ def _inputs(artifacts, entry, opts: CompareOptions) -> tuple[list[dict], list[in
 def _trim(tensors: dict[str, np.ndarray], rows: list[int]) -> dict[str, np.ndarray]:
     """Drop the padding rows of short batches (tensors whose first axis is the batch)."""
     bs, total = max(rows), len(rows) * max(rows)
+    if sum(rows) == total:
+        return tensors  # no padding: indexing would copy every tensor for nothing
     keep = np.concatenate([np.arange(i * bs, i * bs + r) for i, r in enumerate(rows)])
     return {name: (a[keep] if a.ndim and a.shape[0] == total else a) for name, a in tensors.items()}
 
