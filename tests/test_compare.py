@@ -202,3 +202,40 @@ def test_onnxruntime_quantiser_info_lines_are_dropped(tmp_path, caplog) -> None:
     dynamic_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx")
     assert "MatMulInteger" in {node.op_type for node in onnx.load(tmp_path / "int8.onnx").graph.node}
     assert not [r for r in caplog.records if "onnxruntime" in r.pathname], caplog.text
+
+
+def test_openvino_int8_compares_at_a_batch_above_one(registry, tiny_data, cache_dir, tmp_path) -> None:
+    pytest.importorskip("nncf")
+    # NNCF calibrates one sample a batch; the int8 model must still take --bs 2 batches.
+    result = compare(options("openvino", "int8", tiny_data, cache_dir, tmp_path, batch_size=2), registry)
+    assert result["first_divergent"]["op"] == "/mix/Gemm"
+    assert result["observable"] == result["tensors"]
+
+
+
+@pytest.mark.slow
+def test_openvino_int8_lvvit_logits_do_not_move_when_its_stem_is_exposed(cache_dir) -> None:
+    # Reproduces only on a real stem: OpenVINO 2026.4 with a dynamic batch gave zeros after LV-ViT's
+    # second conv and moved the logits once the stem's tensors were outputs; tiny CNNs were unaffected.
+    pytest.importorskip("nncf")
+    import modelzoo_lvvit.plugin as lvvit
+    from modelzoo.artifacts import Artifacts
+    from modelzoo.cache import Cache
+    from modelzoo.calibration import choose_calibration
+    from modelzoo.compare.graph import float_tensors
+    from modelzoo.compare.sides import input_shapes, openvino_int8
+    from modelzoo.pipeline import load_dataset
+    from modelzoo.weights import resolve_weights
+
+    entry = registry_with(lvvit).model("lvvit")
+    artifacts = Artifacts(entry, resolve_weights(entry.manifest, None), Cache(cache_dir), quiet=True)
+    static = onnx.load(artifacts.onnx(2))
+    calibration = choose_calibration(entry, 2, None, load_dataset(entry, None, None))
+    inputs = artifacts.example_inputs(2, 0)
+    stem = [t.name for t in float_tensors(static)][:4]  # conv1, relu, conv2, relu_1
+    exposed = openvino_int8(artifacts, calibration, stem, [], input_shapes(static))
+    plain = openvino_int8(artifacts, calibration, [], [], input_shapes(static))
+    assert set(stem) <= exposed.observable
+    got, want = exposed.infer(inputs), plain.infer(inputs)
+    assert np.abs(got[stem[2]]).max() > 0
+    np.testing.assert_allclose(got["features"], want["features"], rtol=1e-4, atol=1e-5)

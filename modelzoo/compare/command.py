@@ -12,7 +12,15 @@ import onnx
 from modelzoo.compare import fix, report
 from modelzoo.compare.graph import float_tensors
 from modelzoo.compare.metrics import DEFAULT_THRESHOLD, first_divergent, tensor_figures
-from modelzoo.compare.sides import AscendSide, OpenVinoSide, OrtSide, Side, ort_int8
+from modelzoo.compare.sides import (
+    AscendSide,
+    OrtSide,
+    Side,
+    input_shapes,
+    openvino_float,
+    openvino_int8,
+    ort_int8,
+)
 from modelzoo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -120,9 +128,12 @@ def _side_maker(backend, precision: str, artifacts, fp32_path: Path, model, opts
     """(tensor names, ops to keep) -> a Side of this backend at this precision."""
     if backend.name == "onnxruntime" and precision == "int8":
         return lambda names, keep: ort_int8(fp32_path, names, keep)
+    if backend.name == "openvino" and precision == "int8":
+        calibration = _calibration(artifacts.entry, opts)
+        shapes = input_shapes(model)
+        return lambda names, keep: openvino_int8(artifacts, calibration, names, keep, shapes)
     if backend.name == "openvino":
-        calibration = _calibration(artifacts.entry, opts) if precision == "int8" else None
-        return lambda names, keep: OpenVinoSide(fp32_path, names, precision, keep, calibration)
+        return lambda names, keep: openvino_float(fp32_path, names, precision, keep)
     if backend.name == "ascend":
         from modelzoo.backends.ascend.atc import atc_command
 
