@@ -76,7 +76,11 @@ def test_the_cli_writes_the_table_and_names_the_op(tiny_data, cache_dir, tmp_pat
                    str(tiny_data), "--cache-dir", str(cache_dir), "--output", str(tmp_path / "out"), env=env)
     assert done.returncode == 0, done.stderr
     assert "first divergent op: /mix/Gemm" in done.stdout
-    table = json.loads((tmp_path / "out" / "compare.json").read_text())["ops"]
+    written = json.loads((tmp_path / "out" / "compare.json").read_text())
+    # Without --fix too: the outputs' agreement, which the planted outlier has broken.
+    assert written["agreement"]["cosine"] < 0.999 and 0 <= written["agreement"]["top1_agreement"] <= 1
+    assert f"output agreement: cosine {written['agreement']['cosine']:.6f}" in done.stdout
+    table = written["ops"]
     assert [row["op"] for row in table][:2] == ["/features/features.0/Flatten", "/features/features.1/Gemm"]
 
 

@@ -87,9 +87,11 @@ def compare(opts: CompareOptions, registry) -> dict:
                                    "cosine": first["cosine"], "max_abs": first["max_abs"],
                                    "inf": first["inf"], "nan": first["nan"], "index": table.index(first)}
                                   if first else None),
+              "agreement": output_figures(entry.manifest, {n: golden[n] for n in outputs},
+                                          {n: got[n] for n in outputs}),
               "ops": table}
     if opts.fix:
-        result.update(_fix(result, table, artifacts, outputs, golden, got, batches, rows, make, opts, other))
+        result.update(_fix(result, table, artifacts, outputs, golden, batches, rows, make, opts, other))
     report.write(result, output)
     result["output"] = str(output)
     return result
@@ -172,12 +174,12 @@ def output_figures(manifest, golden: dict, got: dict) -> dict:
     return figures
 
 
-def _fix(result, table, artifacts, outputs, golden, got, batches, rows, make, opts: CompareOptions,
+def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: CompareOptions,
          before_side: Side):
     """The ops to keep, and output agreement before and after, each measured."""
     manifest = artifacts.manifest
     finals = {name: golden[name] for name in outputs}
-    before = output_figures(manifest, finals, {name: got[name] for name in outputs})
+    before = result["agreement"]
     parity_top1 = (artifacts.parity or {}).get("top1_agreement", 1.0)
 
     def passes(figures: dict) -> bool:
