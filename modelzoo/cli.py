@@ -369,7 +369,7 @@ def _tensor_extras(t) -> str:
 
 def cmd_compare(args) -> None:
     from modelzoo.compare.command import CompareOptions, compare
-    from modelzoo.compare.report import describe
+    from modelzoo.compare.report import describe, fix_text
 
     opts = CompareOptions(model=args.model, backend=args.backend, precision=args.precision, data=args.data,
                           weights=args.weights, batch_size=args.bs, calibration=args.calibration,
@@ -383,9 +383,9 @@ def cmd_compare(args) -> None:
           f"{result['precision']}; " + (f"first divergent op: {first['op']} ({first['type']}), cosine "
                                         f"{first['cosine']}, max|diff| {first['max_abs']}, inf {first['inf']}, "
                                         f"nan {first['nan']}" if first else "no op diverges"))
+    print(f"output agreement: {describe(result['agreement'])}, max|diff| {result['agreement']['max_abs']}")
     if "fix" in result:
-        print(f"fix ({result['fix_mechanism']}): " + (", ".join(result["fix"]) if result["fix"] is not None
-                                                       else "none found") +
+        print(f"fix ({result['fix_mechanism']}): {fix_text(result['fix'])}"
               f"; output agreement before: {describe(result['agreement_before'])}; "
               f"after: {describe(result['agreement_after'])} (measured)")
     print(f"wrote {result['output']}/compare.json, compare.md, compare.png")

@@ -12,6 +12,7 @@ The accuracy cost depends on the weights and data, so each run measures it (mode
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from importlib.metadata import version
@@ -51,9 +52,12 @@ def dynamic_int8(fp32: Path, out: Path, keep: tuple[str, ...] | list[str] = ()) 
     """ONNX Runtime's dynamic int8 of `fp32` with SETTINGS, the ONNX ops in `keep` left in float."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # Its advice to pre-process first is moot here: onnxsim has already inferred the shapes.
+    # Its advice to pre-process first is moot here: onnxsim has already inferred the shapes. Its
+    # info lines name every tensor it leaves in float by design (an attention MatMul of two
+    # activations): a hundred lines on LV-ViT, burying the run's own.
     quiet = _DropMessage("pre-processing before quantization")
     logging.getLogger().addFilter(quiet)
+    logging.getLogger().addFilter(_quantiser_info)
     try:
         quantize_dynamic(fp32, out, op_types_to_quantize=SETTINGS["op_types"],
                          weight_type=getattr(QuantType, SETTINGS["weight_type"]),
@@ -62,6 +66,7 @@ def dynamic_int8(fp32: Path, out: Path, keep: tuple[str, ...] | list[str] = ()) 
                          nodes_to_exclude=[n for op in keep for n in (op, f"{op}_MatMul")])
     finally:
         logging.getLogger().removeFilter(quiet)
+        logging.getLogger().removeFilter(_quantiser_info)
 
 
 def int8_onnx(artifacts: Artifacts, batch_size: int, keep: tuple[str, ...] = ()) -> Path:
@@ -165,6 +170,11 @@ def _computed(node) -> bool:
     while node.get_type_name() in ("Convert", "Reshape", "Transpose"):
         node = node.input_value(0).get_node()
     return node.get_type_name() != "Constant"
+
+
+def _quantiser_info(record: logging.LogRecord) -> bool:
+    """False for ONNX Runtime's quantiser's info lines (it logs them through the root logger)."""
+    return record.levelno >= logging.WARNING or f"onnxruntime{os.sep}quantization" not in record.pathname
 
 
 class _DropMessage(logging.Filter):

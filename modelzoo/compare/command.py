@@ -12,7 +12,14 @@ import onnx
 from modelzoo.compare import fix, report
 from modelzoo.compare.graph import float_tensors
 from modelzoo.compare.metrics import DEFAULT_THRESHOLD, first_divergent, tensor_figures
-from modelzoo.compare.sides import AscendSide, OpenVinoSide, OrtSide, Side, ort_int8
+from modelzoo.compare.sides import (
+    AscendSide,
+    OrtSide,
+    Side,
+    openvino_float,
+    openvino_int8,
+    ort_int8,
+)
 from modelzoo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -59,15 +66,15 @@ def compare(opts: CompareOptions, registry) -> dict:
     cache = Cache(opts.cache_dir or DEFAULT_OUTPUT_ROOT / "cache")
     artifacts = Artifacts(entry, resolve_weights(entry.manifest, opts.weights), cache,
                           variant=backend.export_variant, quiet=opts.quiet)
-    # The dynamic-batch ONNX, as an int8 run quantises it: its calibration feeds one sample at a time.
-    fp32_path = artifacts.onnx(None)
+    fp32_path = artifacts.onnx(opts.batch_size)
     model = onnx.load(fp32_path)
     tensors = float_tensors(model)
     names = [t.name for t in tensors]
     batches, rows = _inputs(artifacts, entry, opts)
     batches, sizes = _one_shape(batches, entry.manifest)
     golden = _trim(OrtSide(model, names).run(batches), rows)
-    make = _side_maker(backend, precision, artifacts, fp32_path, model, opts, output, sizes)
+    make = _side_maker(backend, precision, artifacts, fp32_path, model, opts, output, sizes,
+                       {name: list(array.shape) for name, array in batches[0].items()})
     other = make(names, [])
     got = _trim(other.run(batches), rows)
     table = [{"op": t.op, "type": t.type, "tensor": t.name, "observable": t.name in got,
@@ -81,9 +88,11 @@ def compare(opts: CompareOptions, registry) -> dict:
                                    "cosine": first["cosine"], "max_abs": first["max_abs"],
                                    "inf": first["inf"], "nan": first["nan"], "index": table.index(first)}
                                   if first else None),
+              "agreement": output_figures(entry.manifest, {n: golden[n] for n in outputs},
+                                          {n: got[n] for n in outputs}),
               "ops": table}
     if opts.fix:
-        result.update(_fix(result, table, artifacts, outputs, golden, got, batches, rows, make, opts, other))
+        result.update(_fix(result, table, artifacts, outputs, golden, batches, rows, make, opts, other))
     report.write(result, output)
     result["output"] = str(output)
     return result
@@ -124,19 +133,24 @@ def _one_shape(batches: list[dict], manifest) -> tuple[list[dict], dict[str, int
 def _trim(tensors: dict[str, np.ndarray], rows: list[int]) -> dict[str, np.ndarray]:
     """Drop the padding rows of short batches (tensors whose first axis is the batch)."""
     bs, total = max(rows), len(rows) * max(rows)
+    if sum(rows) == total:
+        return tensors  # no padding: indexing would copy every tensor for nothing
     keep = np.concatenate([np.arange(i * bs, i * bs + r) for i, r in enumerate(rows)])
     return {name: (a[keep] if a.ndim and a.shape[0] == total else a) for name, a in tensors.items()}
 
 
 def _side_maker(backend, precision: str, artifacts, fp32_path: Path, model, opts: CompareOptions, output: Path,
-                sizes: dict[str, int] | None):
+                sizes: dict[str, int] | None, shapes: dict[str, list[int]]):
     """(tensor names, ops to keep) -> a Side of this backend at this precision; an .om is compiled
-    for the dynamic axes at `sizes`."""
+    for the dynamic axes at `sizes`; an OpenVINO model is fixed to the batches' `shapes` (every batch
+    has the same)."""
     if backend.name == "onnxruntime" and precision == "int8":
         return lambda names, keep: ort_int8(fp32_path, names, keep)
+    if backend.name == "openvino" and precision == "int8":
+        calibration = _calibration(artifacts.entry, opts)
+        return lambda names, keep: openvino_int8(artifacts, calibration, names, keep, shapes)
     if backend.name == "openvino":
-        calibration = _calibration(artifacts.entry, opts) if precision == "int8" else None
-        return lambda names, keep: OpenVinoSide(fp32_path, names, precision, keep, calibration)
+        return lambda names, keep: openvino_float(fp32_path, names, precision, keep, shapes)
     if backend.name == "ascend":
         from modelzoo.backends.ascend.atc import atc_command
 
@@ -176,12 +190,12 @@ def output_figures(manifest, golden: dict, got: dict) -> dict:
     return figures
 
 
-def _fix(result, table, artifacts, outputs, golden, got, batches, rows, make, opts: CompareOptions,
+def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: CompareOptions,
          before_side: Side):
     """The ops to keep, and output agreement before and after, each measured."""
     manifest = artifacts.manifest
     finals = {name: golden[name] for name in outputs}
-    before = output_figures(manifest, finals, {name: got[name] for name in outputs})
+    before = result["agreement"]
     parity_top1 = (artifacts.parity or {}).get("top1_agreement", 1.0)
 
     def passes(figures: dict) -> bool:

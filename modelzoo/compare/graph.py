@@ -20,13 +20,14 @@ class Tensor:
 
 def float_tensors(model: onnx.ModelProto) -> list[Tensor]:
     """Every op output of a float type, in the graph's (topological) node order; shape inference
-    tells the types of the tensors the exporter left untyped."""
+    tells the types of the tensors the exporter left untyped. Constant nodes are left out: they
+    compute nothing, and a backend folds them into their consumers, whose rows show any rounding."""
     typed = onnx.shape_inference.infer_shapes(model)
     types = {vi.name: vi.type.tensor_type.elem_type
              for vi in [*typed.graph.value_info, *typed.graph.output]}
     return [Tensor(node.name or f"{node.op_type}_{i}", node.op_type, name)
             for i, node in enumerate(model.graph.node) for name in node.output
-            if types.get(name) in FLOAT_TYPES]
+            if node.op_type != "Constant" and types.get(name) in FLOAT_TYPES]
 
 
 def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:

@@ -23,6 +23,13 @@ def describe(figures: dict) -> str:
     return text + (f", top-1 {figures['top1_agreement']:.0%}" if "top1_agreement" in figures else "")
 
 
+def fix_text(fix: list[str] | None, quote: str = "") -> str:
+    """'A, B'; 'none needed' for an empty fix (the output met the target already)."""
+    if fix is None:
+        return "none found"
+    return ", ".join(f"{quote}{op}{quote}" for op in fix) if fix else "none needed"
+
+
 def markdown(result: dict) -> str:
     first = result["first_divergent"]
     lines = [f"# {result['model']}: {result['backend']} {result['precision']} against fp32 ONNX (ONNX Runtime)",
@@ -30,10 +37,11 @@ def markdown(result: dict) -> str:
     lines.append(f"**First divergent op:** `{first['op']}` ({first['type']}), cosine "
                  f"{_num(first['cosine'], '.6f')}, max|diff| {_num(first['max_abs'], '.3g')}"
                  if first else "**No op diverges.**")
+    agreement = result["agreement"]
+    lines += ["", f"Output agreement: {describe(agreement)}, max|diff| {_num(agreement['max_abs'], '.3g')}."]
     if "fix" in result:
         before, after = result["agreement_before"], result["agreement_after"]
-        fix = ", ".join(f"`{op}`" for op in result["fix"]) if result["fix"] is not None else "none found"
-        lines += ["", f"**Fix** ({result['fix_mechanism']}): keep {fix}.",
+        lines += ["", f"**Fix** (ops kept, {result['fix_mechanism']}): {fix_text(result['fix'], '`')}.",
                   f"Output agreement before: {describe(before)}; after: {describe(after)} "
                   f"(measured, {result['fix_runs']} models run)."]
     lines += ["", "| # | op | type | shape | cosine | max abs | max rel | inf | nan |",

@@ -33,10 +33,13 @@ class Side:
     mechanism = "none"  # how `keep` is applied, for the report
 
     def run(self, batches: list[Arrays]) -> dict[str, np.ndarray]:
-        """Tensor name -> the tensor over all batches, concatenated along the batch axis."""
+        """Tensor name -> the tensor over all batches, concatenated along the batch axis (a scalar,
+        e.g. a mean over the whole batch, becomes one value per batch)."""
         per_batch = [self.infer(b) for b in batches]
-        # A scalar (a graph constant such as a scale) becomes one value per batch.
-        return {name: np.concatenate([np.atleast_1d(b[name]) for b in per_batch]) for name in per_batch[0]}
+        # Each batch's array is let go once joined: every tensor of a ViT over a few dozen samples
+        # fills gigabytes, and holding both copies doubled the peak.
+        return {name: np.concatenate([np.atleast_1d(b.pop(name)) for b in per_batch])
+                for name in list(per_batch[0])}
 
     def infer(self, inputs: Arrays) -> Arrays:
         raise NotImplementedError
@@ -75,36 +78,16 @@ def ort_int8(fp32_path: Path, names: list[str], keep: list[str]) -> OrtSide:
 
 
 class OpenVinoSide(Side):
-    """The ONNX in OpenVINO's CPU plugin at `precision`: int8 by NNCF with `keep` in its
-    ignored_scope; bf16/fp16 with `keep` marked `disable_fp16_compression` in their rt_info, which
-    the CPU plugin honours for its inference precision, bf16 included (openvino PR 21440; not
-    measured here: this project's CI CPUs compute neither). OpenVINO keeps an ONNX tensor's name
-    on the op that now produces it; a tensor whose name its transformations dropped is not
-    observable."""
+    """An OpenVINO model compiled for the CPU plugin at `precision`, the ONNX tensors in `names`
+    exposed: OpenVINO keeps an ONNX tensor's name on the op that now produces it; a tensor whose
+    name its transformations dropped is not observable."""
 
-    def __init__(self, fp32_path: Path, names: list[str], precision: str, keep: list[str],
-                 calibration: Calibration | None) -> None:
+    def __init__(self, model, names: list[str], precision: str, mechanism: str) -> None:
         import openvino as ov
 
         from modelzoo.backends.openvino import OV_HINTS
 
-        core = ov.Core()
-        model = core.read_model(str(fp32_path))
-        if precision == "int8":
-            from modelzoo.quantize import nncf_quantize
-
-            if calibration is None:
-                raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
-            model = nncf_quantize(model, calibration, keep)
-            self.mechanism = "NNCF ignored_scope"
-        else:
-            from modelzoo.quantize import openvino_ops
-
-            kept = set(openvino_ops(model, keep)) if keep else set()
-            for op in model.get_ordered_ops():
-                if op.get_friendly_name() in kept:
-                    op.get_rt_info()["disable_fp16_compression_0"] = ""
-            self.mechanism = "OpenVINO rt_info disable_fp16_compression"
+        self.mechanism = mechanism
         ports = {}
         for op in model.get_ordered_ops():
             for port in op.outputs():
@@ -113,12 +96,49 @@ class OpenVinoSide(Side):
         self.observable = set(ports) | {o.get_any_name() for o in model.outputs}
         model.add_outputs(list(ports.values()))
         hint = OV_HINTS["fp32" if precision == "int8" else precision]
-        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        self.compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
         self.names = [_ov_name(port, names) for port in self.compiled.outputs]
 
     def infer(self, inputs: Arrays) -> Arrays:
         result = self.compiled(inputs)
         return {name: result[i] for i, name in enumerate(self.names)}
+
+
+def openvino_int8(artifacts, calibration: Calibration | None, names: list[str], keep: list[str],
+                  shapes: dict[str, list[int]]) -> OpenVinoSide:
+    """The int8 model `run` runs: the dynamic-batch ONNX quantised by NNCF on the run's calibration
+    samples (one a batch, whatever --bs is), `keep` in its ignored_scope; cached as `run` caches it.
+    It is fixed to the compared inputs' `shapes` before tensors are exposed: with a dynamic batch,
+    OpenVINO 2026.4's CPU plugin computes a quantised conv stem wrong once its inner tensors are
+    outputs (measured on LV-ViT: zeros after the second conv, the logits moved too)."""
+    import openvino as ov
+
+    from modelzoo.quantize import nncf_int8
+
+    if calibration is None:
+        raise UserError("int8 on openvino needs calibration images; pass --data or --calibration-data")
+    model = ov.Core().read_model(str(nncf_int8(artifacts, calibration, tuple(keep)) / "model.xml"))
+    model.reshape(shapes)
+    return OpenVinoSide(model, names, "int8", "NNCF ignored_scope")
+
+
+def openvino_float(fp32_path: Path, names: list[str], precision: str, keep: list[str],
+                   shapes: dict[str, list[int]]) -> OpenVinoSide:
+    """The fp32 ONNX at bf16/fp16, fixed to the compared inputs' `shapes` (as openvino_int8), `keep`
+    marked `disable_fp16_compression` in their rt_info, which the CPU plugin honours for its
+    inference precision, bf16 included (openvino PR 21440; not measured here: this project's CI
+    CPUs compute neither)."""
+    import openvino as ov
+
+    from modelzoo.quantize import openvino_ops
+
+    model = ov.Core().read_model(str(fp32_path))
+    model.reshape(shapes)
+    kept = set(openvino_ops(model, keep)) if keep else set()
+    for op in model.get_ordered_ops():
+        if op.get_friendly_name() in kept:
+            op.get_rt_info()["disable_fp16_compression_0"] = ""
+    return OpenVinoSide(model, names, precision, "OpenVINO rt_info disable_fp16_compression")
 
 
 def _ov_name(port, wanted: list[str]) -> str:
