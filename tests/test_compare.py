@@ -301,3 +301,23 @@ def test_openvino_int8_lvvit_logits_do_not_move_when_its_stem_is_exposed(cache_d
     got, want = exposed.infer(inputs), plain.infer(inputs)
     assert np.abs(got[stem[2]]).max() > 0
     np.testing.assert_allclose(got["features"], want["features"], rtol=1e-4, atol=1e-5)
+
+
+def test_figures_over_batches_are_the_figures_of_their_concatenation() -> None:
+    """compare accumulates each tensor batch by batch instead of holding all samples' tensors."""
+    from modelzoo.compare.metrics import Figures, tensor_figures
+
+    rng = np.random.default_rng(0)
+    golden = [rng.normal(size=(4, 3, 5)), rng.normal(size=(2, 3, 5))]
+    other = [g + rng.normal(scale=0.1, size=g.shape) for g in golden]
+    figures = Figures()
+    for g, o in zip(golden, other):
+        figures.add(g, o)
+    whole = tensor_figures(np.concatenate(golden), np.concatenate(other))
+    streamed = figures.figures()
+    assert streamed.pop("shape") == whole.pop("shape") == [6, 3, 5]
+    assert streamed == pytest.approx(whole)
+    assert 0.9 < whole["cosine"] < 1
+    other[1][0, 0, 0] = np.inf
+    figures.add(golden[1], other[1])
+    assert figures.figures()["cosine"] is None and figures.figures()["inf"] == 1

@@ -11,7 +11,7 @@ import onnx
 
 from modelzoo.compare import fix, report
 from modelzoo.compare.graph import float_tensors
-from modelzoo.compare.metrics import DEFAULT_THRESHOLD, first_divergent, tensor_figures
+from modelzoo.compare.metrics import DEFAULT_THRESHOLD, Figures, first_divergent, tensor_figures
 from modelzoo.compare.sides import (
     AscendSide,
     OrtSide,
@@ -72,15 +72,14 @@ def compare(opts: CompareOptions, registry) -> dict:
     names = [t.name for t in tensors]
     batches, rows = _inputs(artifacts, entry, opts)
     batches, sizes = _one_shape(batches, entry.manifest)
-    golden = _trim(OrtSide(model, names).run(batches), rows)
     make = _side_maker(backend, precision, artifacts, fp32_path, model, opts, output, sizes,
                        {name: list(array.shape) for name, array in batches[0].items()})
     other = make(names, [])
-    got = _trim(other.run(batches), rows)
-    table = [{"op": t.op, "type": t.type, "tensor": t.name, "observable": t.name in got,
-              **(tensor_figures(golden[t.name], got[t.name]) if t.name in got else {})} for t in tensors]
-    first = first_divergent([r for r in table if r["observable"]], opts.threshold)
     outputs = [o.name for o in model.graph.output]
+    figures, golden, got = _measure(OrtSide(model, names), other, batches, rows, outputs)
+    table = [{"op": t.op, "type": t.type, "tensor": t.name, "observable": t.name in figures,
+              **(figures[t.name].figures() if t.name in figures else {})} for t in tensors]
+    first = first_divergent([r for r in table if r["observable"]], opts.threshold)
     result = {"model": entry.name, "backend": backend.name, "precision": precision, "threshold": opts.threshold,
               "samples": int(sum(rows)), "batch_size": opts.batch_size, "golden": "fp32 ONNX in ONNX Runtime",
               "observable": sum(r["observable"] for r in table), "tensors": len(table),
@@ -88,8 +87,7 @@ def compare(opts: CompareOptions, registry) -> dict:
                                    "cosine": first["cosine"], "max_abs": first["max_abs"],
                                    "inf": first["inf"], "nan": first["nan"], "index": table.index(first)}
                                   if first else None),
-              "agreement": output_figures(entry.manifest, {n: golden[n] for n in outputs},
-                                          {n: got[n] for n in outputs}),
+              "agreement": output_figures(entry.manifest, golden, got),
               "ops": table}
     if opts.fix:
         result.update(_fix(result, table, artifacts, outputs, golden, batches, rows, make, opts, other))
@@ -128,6 +126,32 @@ def _one_shape(batches: list[dict], manifest) -> tuple[list[dict], dict[str, int
         return batches, None
     sizes = {name: max(axis_sizes(b, manifest)[name] for b in batches) for name in manifest.axes}
     return [FixedAxes(manifest, sizes).pad(b)[0] for b in batches], sizes
+
+
+def _measure(golden_side: Side, other: Side, batches: list[dict], rows: list[int], outputs: list[str]
+             ) -> tuple[dict[str, Figures], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Both sides batch by batch: the figures of each tensor both return, accumulated so that only
+    one batch of every tensor is held (a ViT's tensors over a few dozen samples fill gigabytes), and
+    the model's outputs over all samples, fp32's and the backend's."""
+    figures: dict[str, Figures] = {}
+    finals: tuple[dict, dict] = ({name: [] for name in outputs}, {name: [] for name in outputs})
+    bs = max(rows)
+    for batch, real in zip(batches, rows):
+        ref, got = golden_side.infer(batch), other.infer(batch)
+        for name in outputs:
+            finals[0][name].append(_real_rows(ref[name], real, bs))
+            finals[1][name].append(_real_rows(got[name], real, bs))
+        for name in [n for n in got if n in ref]:
+            figures.setdefault(name, Figures()).add(_real_rows(ref.pop(name), real, bs),
+                                                    _real_rows(got.pop(name), real, bs))
+    golden, other_outputs = ({name: np.concatenate(arrays) for name, arrays in side.items()} for side in finals)
+    return figures, golden, other_outputs
+
+
+def _real_rows(array: np.ndarray, real: int, bs: int) -> np.ndarray:
+    """A batch's tensor without the padding rows of a short batch (a tensor whose first axis is the batch)."""
+    array = np.asarray(array)
+    return array[:real] if array.ndim and array.shape[0] == bs else array
 
 
 def _trim(tensors: dict[str, np.ndarray], rows: list[int]) -> dict[str, np.ndarray]:
@@ -194,7 +218,6 @@ def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: C
          before_side: Side):
     """The ops to keep, and output agreement before and after, each measured."""
     manifest = artifacts.manifest
-    finals = {name: golden[name] for name in outputs}
     before = result["agreement"]
     parity_top1 = (artifacts.parity or {}).get("top1_agreement", 1.0)
 
@@ -204,7 +227,7 @@ def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: C
 
     def evaluate(keep: list[str]) -> dict:
         side = make([], keep)
-        return output_figures(manifest, finals, _trim(side.run(batches), rows))
+        return output_figures(manifest, golden, _trim(side.run(batches), rows))
 
     target = {"cosine": opts.target_cosine, "top1_agreement": parity_top1}
     if passes(before) or result["first_divergent"] is None:
