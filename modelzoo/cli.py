@@ -272,6 +272,9 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=0.99, help="cosine below which an op diverges (0.99)")
     p.add_argument("--fix", action="store_true", help="search for ops to keep at higher precision")
     p.add_argument("--target-cosine", type=float, default=0.999, help="--fix: output cosine to reach (0.999)")
+    p.add_argument("--fix-runs", type=positive_int, default=60,
+                   help="--fix: most models to run (each a quantisation or compile); past it the fix found so far "
+                        "is kept, marked not minimal (60)")
     p.add_argument("--output", type=Path, help="default ./modelzoo-out/MODEL/compare-BACKEND-PRECISION")
     p.add_argument("--cache-dir", type=Path, help="artifact cache (default ./modelzoo-out/cache)")
 
@@ -375,7 +378,8 @@ def cmd_compare(args) -> None:
                           weights=args.weights, batch_size=args.bs, calibration=args.calibration,
                           calibration_data=args.calibration_data, cache_dir=args.cache_dir,
                           samples=args.samples, output=args.output, threshold=args.threshold, fix=args.fix,
-                          target_cosine=args.target_cosine, backend_options=backend_options(args)[0],
+                          target_cosine=args.target_cosine, fix_runs=args.fix_runs,
+                          backend_options=backend_options(args)[0],
                           quiet=args.quiet)
     result = compare(opts, _registry(args))
     first = result["first_divergent"]
@@ -386,6 +390,7 @@ def cmd_compare(args) -> None:
     print(f"output agreement: {describe(result['agreement'])}, max|diff| {result['agreement']['max_abs']}")
     if "fix" in result:
         print(f"fix ({result['fix_mechanism']}): {fix_text(result['fix'])}"
+              f"{'' if result['fix_minimal'] is not False else ' (not minimal: --fix-runs spent)'}"
               f"; output agreement before: {describe(result['agreement_before'])}; "
               f"after: {describe(result['agreement_after'])} (measured)")
     print(f"wrote {result['output']}/compare.json, compare.md, compare.png")

@@ -321,3 +321,26 @@ def test_figures_over_batches_are_the_figures_of_their_concatenation() -> None:
     other[1][0, 0, 0] = np.inf
     figures.add(golden[1], other[1])
     assert figures.figures()["cosine"] is None and figures.figures()["inf"] == 1
+
+
+def test_the_fix_search_keeps_what_is_needed_and_stops_at_its_run_budget() -> None:
+    """A model that meets the target exactly when ops c and f are kept."""
+    from modelzoo.compare.fix import search
+
+    ops = list("abcdefgh")
+    runs = []
+
+    def evaluate(keep: list[str]) -> dict:
+        runs.append(keep)
+        return {"cosine": 1.0 if {"c", "f"} <= set(keep) else 0.5}
+
+    def passes(figures: dict) -> bool:
+        return figures["cosine"] >= 0.999
+
+    found = search(ops, evaluate, passes, max_runs=100)
+    assert found.kept == ["c", "f"] and found.minimal and found.runs == len(runs)
+    runs.clear()
+    cut = search(ops, evaluate, passes, max_runs=5)
+    assert cut.runs == len(runs) == 5 and not cut.minimal
+    assert {"c", "f"} <= set(cut.kept) and passes(cut.figures) and len(cut.kept) > 2
+    assert search(ops, lambda keep: {"cosine": 0.5}, passes, max_runs=100) is None

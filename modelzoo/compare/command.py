@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 16
 TARGET_COSINE = 0.999
+FIX_RUNS = 60  # --fix's budget of model runs: each is a quantisation or a compile
 
 
 @dataclass
@@ -44,6 +45,7 @@ class CompareOptions:
     threshold: float = DEFAULT_THRESHOLD
     fix: bool = False
     target_cosine: float = TARGET_COSINE
+    fix_runs: int = FIX_RUNS
     backend_options: dict[str, Any] = field(default_factory=dict)  # backend name -> its own options
     quiet: bool = False
 
@@ -231,7 +233,7 @@ def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: C
 
     target = {"cosine": opts.target_cosine, "top1_agreement": parity_top1}
     if passes(before) or result["first_divergent"] is None:
-        return {"fix": [], "fix_mechanism": before_side.mechanism, "fix_runs": 0, "target": target,
+        return {"fix": [], "fix_mechanism": before_side.mechanism, "fix_runs": 0, "fix_minimal": True, "target": target,
                 "agreement_before": before, "agreement_after": before}
     start = result["first_divergent"]["index"]
     ops = list(dict.fromkeys(row["op"] for row in table))
@@ -239,11 +241,11 @@ def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: C
     # (an op whose error a cosine hides, e.g. beside a huge channel, can still matter downstream).
     first = ops.index(table[start]["op"])
     candidates = ops[first:] + ops[:first][::-1]
-    found = fix.search(candidates, evaluate, passes)
+    found = fix.search(candidates, evaluate, passes, opts.fix_runs)
     if found is None:
         log.warning("compare --fix: keeping every op does not reach the target")
-        return {"fix": None, "fix_mechanism": before_side.mechanism, "fix_runs": 2, "target": target,
+        return {"fix": None, "fix_mechanism": before_side.mechanism, "fix_runs": 2, "fix_minimal": None, "target": target,
                 "agreement_before": before, "agreement_after": evaluate(candidates)}
-    kept, after, runs = found
-    return {"fix": kept, "fix_mechanism": before_side.mechanism, "fix_runs": runs, "target": target,
-            "agreement_before": before, "agreement_after": after}
+    return {"fix": found.kept, "fix_mechanism": before_side.mechanism, "fix_runs": found.runs,
+            "fix_minimal": found.minimal, "target": target,
+            "agreement_before": before, "agreement_after": found.figures}

@@ -5,11 +5,14 @@ a guess. First the shortest run of ops from the first divergence on that meets t
 search over its length), then each op of it dropped in turn while the target still holds: an op
 whose neighbour overflows may need keeping too (an Ascend op kept in fp32 hands its output to the
 next fp16 op through a cast), and the search finds that by measurement.
+
+Every model run costs a quantisation or a compile: `max_runs` bounds them. When the dropping step
+runs out, the set found so far is returned (it meets the target, measured), marked not minimal.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +20,15 @@ Evaluate = Callable[[list[str]], dict]  # ops kept -> measured agreement figures
 Passes = Callable[[dict], bool]
 
 
-def search(candidates: list[str], evaluate: Evaluate, passes: Passes) -> tuple[list[str], dict, int] | None:
-    """(ops kept, their measured agreement, models run), or None when even keeping every candidate
-    misses the target."""
+class Found(NamedTuple):
+    kept: list[str]      # ops kept at higher precision
+    figures: dict        # their measured output agreement
+    runs: int            # models run
+    minimal: bool        # every op of `kept` was tried without and is needed
+
+
+def search(candidates: list[str], evaluate: Evaluate, passes: Passes, max_runs: int) -> Found | None:
+    """The ops to keep, or None when even keeping every candidate misses the target."""
     measured: dict[tuple[str, ...], dict] = {}  # each set of ops is run once
 
     def ok(keep: list[str]) -> tuple[bool, dict]:
@@ -41,11 +50,15 @@ def search(candidates: list[str], evaluate: Evaluate, passes: Passes) -> tuple[l
         else:
             low = middle
     kept = candidates[:high]
-    for op in list(kept):
+    for tried, op in enumerate(list(kept)):
         if len(kept) == 1:
             break
+        if len(measured) >= max_runs:
+            log.warning("compare --fix: %d models run, the budget (--fix-runs); %d of the %d ops kept were "
+                        "not tried without", len(measured), len(candidates[:high]) - tried, high)
+            return Found(kept, figures, len(measured), minimal=False)
         trial = [k for k in kept if k != op]
         passed, found = ok(trial)
         if passed:
             kept, figures = trial, found
-    return kept, figures, len(measured)
+    return Found(kept, figures, len(measured), minimal=True)

@@ -43,7 +43,8 @@ def markdown(result: dict) -> str:
         before, after = result["agreement_before"], result["agreement_after"]
         lines += ["", f"**Fix** (ops kept, {result['fix_mechanism']}): {fix_text(result['fix'], '`')}.",
                   f"Output agreement before: {describe(before)}; after: {describe(after)} "
-                  f"(measured, {result['fix_runs']} models run)."]
+                  f"(measured, {result['fix_runs']} models run"
+                  f"{'; not minimal: the --fix-runs budget was spent' if result['fix_minimal'] is False else ''})."]
     lines += ["", "| # | op | type | shape | cosine | max abs | max rel | inf | nan |",
               "|---|---|---|---|---|---|---|---|---|"]
     for i, row in enumerate(result["ops"]):
