@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from benchmarks.plugins.textenc.model import FEED_FORWARD, LAYERS, WIDTH  # noqa: E402
 from benchmarks.plugins.textenc.task import MAX_TOKENS, MIN_TOKENS, write_texts  # noqa: E402
 from modelzoo.host import host_description, isa_line  # noqa: E402
-from modelzoo.pipeline import BUCKET_BATCHES  # noqa: E402
+from modelzoo.stream import bucket_window  # noqa: E402
 from modelzoo.stream import bucketed  # noqa: E402
 
 MODELS = {"bucketed": "textenc-dynamic", "padded": "textenc-fixed512"}
@@ -138,7 +138,7 @@ def bucketing_ceiling(lengths: list[int], batch_size: int) -> dict:
 
     padded_macs = macs([(1, MAX_TOKENS)] * len(lengths))
     found = {}
-    runner_window = BUCKET_BATCHES * batch_size
+    runner_window = bucket_window(batch_size)
     for window in sorted({w for w in (runner_window, 4 * runner_window) if w < len(lengths)} | {len(lengths)}):
         batches = batch_lengths(lengths, batch_size, window)
         found[window] = {"padding": round(sum(lengths) / sum(n * length for n, length in batches), 4),
@@ -209,7 +209,7 @@ def main() -> None:
                   f"{row['identical_predictions']} ({row['same_class']}/{row['texts']}, max |logit diff| "
                   f"{row['max_abs_logit_diff']:.1e})", flush=True)
     measured = {"texts": args.texts, "batch_size": args.bs, "rounds": args.rounds,
-                "bucket_window": BUCKET_BATCHES * args.bs, "mean_tokens": sum(lengths) / len(lengths),
+                "bucket_window": bucket_window(args.bs), "mean_tokens": sum(lengths) / len(lengths),
                 "target_ratio": TARGET,
                 "ceiling_by_window": bucketing_ceiling(lengths, args.bs), "host": host_description(),
                 "load_start": load_start, "load_end": load_average(), "wall_s": time.perf_counter() - started,

@@ -40,7 +40,7 @@ from modelzoo.metas import Meta, postprocessor
 from modelzoo.registry import Registry
 from modelzoo.resume import ResultLog
 from modelzoo.source import upstream_checkout
-from modelzoo.stream import BUCKET_BATCHES, Padding, Preprocessor, batches, default_workers
+from modelzoo.stream import Padding, Preprocessor, batches, bucket_window, default_workers
 from modelzoo.tasks import samples_digest
 from modelzoo.text import plural
 from modelzoo.weights import random_banner, resolve_weights
@@ -368,7 +368,7 @@ def _infer_locally(entry, backend, artifacts, cache, settings, todo, opts, resul
         padding = Padding(manifest, session.sizes_for) if manifest.axes else None
         stream = batches(items, opts.batch_size, input_names, opts.skip_invalid, results.add_skipped,
                          entry.collate, plugin=manifest.plugin, metas=metas, padding=padding, manifest=manifest,
-                         bucket_window=BUCKET_BATCHES * opts.batch_size if manifest.axes else 0)
+                         bucket_window=bucket_window(opts.batch_size) if manifest.axes else 0)
         outputs = session.run(samples.watch(stream) if samples else stream)
         try:
             inferred = record_outputs(entry, samples.record(outputs) if samples else outputs, len(todo),

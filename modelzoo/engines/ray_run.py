@@ -23,7 +23,7 @@ from modelzoo.engines.ray_actor import SessionHost, ShippedFile
 from modelzoo.engines.shipping import pack
 from modelzoo.errors import UserError
 from modelzoo.resume import FILE_NAME
-from modelzoo.stream import BUCKET_BATCHES, Padding
+from modelzoo.stream import Padding, bucket_window
 
 if TYPE_CHECKING:
     from modelzoo.artifacts import Artifacts
@@ -91,7 +91,7 @@ class ClusterInference:
         self.batch_size = batch_size
         # A model with dynamic axes: an actor gets several batches' worth at once and sorts them by
         # size (stream.bucketed), so that its batches pad as little as a local run's.
-        self.chunk = batch_size * BUCKET_BATCHES if entry.manifest.axes else batch_size
+        self.chunk = bucket_window(batch_size) if entry.manifest.axes else batch_size
         self.padding = Padding(entry.manifest) if entry.manifest.axes else None
         self.ship_data = ship_data
         self.results_path = Path(settings.workdir) / FILE_NAME
