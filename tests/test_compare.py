@@ -204,6 +204,68 @@ def test_run_on_the_fp16_chip_collapses_loudly_and_keep_fp32_repairs_it(tiny_dat
     assert len(list(cache_dir.glob("tinytrap-ascend-Ascend310P3-bs1*.om"))) == 2
 
 
+def openvino_runs(precision: str) -> None:
+    """Skip unless OpenVINO's CPU plugin computes `precision` on this host (fp16 needs AVX512-FP16
+    or AMX-FP16, bf16 AVX512-BF16 or AMX): the tests below need the real thing."""
+    from modelzoo.backends.openvino import OpenVinoBackend
+
+    problem = OpenVinoBackend().precision_problem(precision)
+    if problem:
+        pytest.skip(f"openvino {precision}: {problem}")
+
+
+def test_openvino_fp16_names_the_overflow_and_the_fix_keeps_both_ends_in_f32(
+        registry, tiny_data, cache_dir, tmp_path) -> None:
+    openvino_runs("fp16")
+    result = compare(options("openvino", "fp16", tiny_data, cache_dir, tmp_path, fix=True), registry)
+    assert result["first_divergent"]["op"] == "/blowup/Gemm" and result["first_divergent"]["inf"] > 0
+    # As on the fp16 chip: blowup kept alone hands shrink an input above 65504 through a convert.
+    assert result["fix"] == ["/blowup/Gemm", "/shrink/Gemm"] and result["fix_minimal"]
+    assert not meets(result["agreement_before"], result["target"])
+    assert meets(result["agreement_after"], result["target"])
+
+
+def test_openvino_fp16_run_collapses_after_an_fp32_run_in_the_same_cache_and_keep_fp32_repairs_it(
+        tiny_data, cache_dir, tmp_path) -> None:
+    openvino_runs("fp16")
+    # An fp32 run first: its compiled blob must not be what the fp16 run gets.
+    report, _ = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "openvino", "--precision", "fp32")
+    assert report["precision"] == "fp32" and report["precision_warning"] is None
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "openvino", "--precision", "fp16")
+    assert report["precision"] == "fp16" and "PRECISION COLLAPSED" in stderr
+
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "openvino", "--precision", "fp16",
+                                  "--keep-fp32", "/blowup/Gemm,/shrink/Gemm")
+    assert report["precision_warning"] is None and "PRECISION COLLAPSED" not in stderr
+    assert report["kept_ops"] == ["/blowup/Gemm", "/shrink/Gemm"]
+    assert report["agreement"]["parity_inputs"]["cosine"] > 0.999
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_an_openvino_run_reports_only_the_ops_its_compiled_model_kept_in_f32(
+        precision, tiny_data, cache_dir, tmp_path) -> None:
+    openvino_runs(precision)
+    report, stderr = run_tinytrap(tmp_path, tiny_data, cache_dir, "--backend", "openvino", "--precision", precision,
+                                  "--keep-fp32", "/blowup/Gemm")
+    kept = report["kept_ops"]
+    assert kept in ([], ["/blowup/Gemm"])
+    if not kept:  # OpenVINO computed it at the reduced precision anyway: said, not claimed
+        assert (f"--keep-fp32 ops still computed at {precision} (its CPU plugin did not honour the per-op mark at "
+                "this precision): /blowup/Gemm") in stderr
+    # What the exec graph of the same model, compiled the same way, shows for blowup's FullyConnected.
+    import openvino as ov
+
+    from modelzoo.backends.openvino import OV_HINTS
+    from modelzoo.openvino_precision import keep_float
+
+    onnx_path = next(cache_dir.glob("tinytrap-standard-bs1-sim-*.onnx"))
+    model = keep_float(ov.Core().read_model(str(onnx_path)), ["/blowup/Gemm"], precision)
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": OV_HINTS[precision]})
+    ran = {op.get_friendly_name(): str(op.get_rt_info()["runtimePrecision"].astype(str))
+           for op in compiled.get_runtime_model().get_ordered_ops()}
+    assert (ran["/blowup/Gemm"] == "f32") == bool(kept)
+
+
 def test_int8_ignored_in_the_manifest_is_applied(tiny_data, cache_dir, tmp_path, monkeypatch) -> None:
     from modelzoo.api import load_manifest
 

@@ -227,8 +227,11 @@ def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: C
         return (figures["cosine"] is not None and figures["cosine"] >= opts.target_cosine
                 and figures.get("top1_agreement", 1.0) >= parity_top1)
 
+    unkept: list[str] = []
+
     def evaluate(keep: list[str]) -> dict:
         side = make([], keep)
+        unkept[:] = side.unkept
         return output_figures(manifest, golden, _trim(side.run(batches), rows))
 
     target = {"cosine": opts.target_cosine, "top1_agreement": parity_top1}
@@ -243,9 +246,12 @@ def _fix(result, table, artifacts, outputs, golden, batches, rows, make, opts: C
     candidates = ops[first:] + ops[:first][::-1]
     found = fix.search(candidates, evaluate, passes, opts.fix_runs)
     if found is None:
-        log.warning("compare --fix: keeping every op does not reach the target")
+        after = evaluate(candidates)
+        log.warning("compare --fix: keeping every op does not reach the target%s", (
+            f"; {opts.backend} still computed {len(unkept)} of the {len(candidates)} kept ops at {opts.precision}: "
+            f"it does not honour {before_side.mechanism} there" if unkept else ""))
         return {"fix": None, "fix_mechanism": before_side.mechanism, "fix_runs": 2, "fix_minimal": None, "target": target,
-                "agreement_before": before, "agreement_after": evaluate(candidates)}
+                "fix_unkept": list(unkept), "agreement_before": before, "agreement_after": after}
     return {"fix": found.kept, "fix_mechanism": before_side.mechanism, "fix_runs": found.runs,
             "fix_minimal": found.minimal, "target": target,
             "agreement_before": before, "agreement_after": found.figures}

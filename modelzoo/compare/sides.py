@@ -31,6 +31,7 @@ class Side:
 
     observable: set[str]
     mechanism = "none"  # how `keep` is applied, for the report
+    unkept: list[str] = []  # ops of `keep` the backend was seen to compute at the reduced precision anyway
 
     def run(self, batches: list[Arrays]) -> dict[str, np.ndarray]:
         """Tensor name -> the tensor over all batches, concatenated along the batch axis (a scalar,
@@ -125,20 +126,19 @@ def openvino_int8(artifacts, calibration: Calibration | None, names: list[str], 
 def openvino_float(fp32_path: Path, names: list[str], precision: str, keep: list[str],
                    shapes: dict[str, list[int]]) -> OpenVinoSide:
     """The fp32 ONNX at bf16/fp16, fixed to the compared inputs' `shapes` (as openvino_int8), `keep`
-    marked `disable_fp16_compression` in their rt_info, which the CPU plugin honours for its
-    inference precision, bf16 included (openvino PR 21440; not measured here: this project's CI
-    CPUs compute neither)."""
+    marked to stay in f32 (modelzoo.openvino_precision); `unkept` lists those the compiled model
+    still computes at `precision`."""
     import openvino as ov
 
-    from modelzoo.quantize import openvino_ops
+    from modelzoo.openvino_precision import keep_float, reduced_ops
 
     model = ov.Core().read_model(str(fp32_path))
     model.reshape(shapes)
-    kept = set(openvino_ops(model, keep)) if keep else set()
-    for op in model.get_ordered_ops():
-        if op.get_friendly_name() in kept:
-            op.get_rt_info()["disable_fp16_compression_0"] = ""
-    return OpenVinoSide(model, names, precision, "OpenVINO rt_info disable_fp16_compression")
+    if keep:
+        model = keep_float(model, keep, precision)
+    side = OpenVinoSide(model, names, precision, "OpenVINO DisablePrecisionConversion rt_info")
+    side.unkept = reduced_ops(side.compiled, keep) if keep else []
+    return side
 
 
 def _ov_name(port, wanted: list[str]) -> str:
