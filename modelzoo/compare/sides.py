@@ -31,7 +31,7 @@ class Side:
 
     observable: set[str]
     mechanism = "none"  # how `keep` is applied, for the report
-    unkept: list[str] = []  # ops of `keep` the backend was seen to compute at the reduced precision anyway
+    unkept: tuple[str, ...] = ()  # ops of `keep` the backend was seen to compute at the reduced precision anyway
 
     def run(self, batches: list[Arrays]) -> dict[str, np.ndarray]:
         """Tensor name -> the tensor over all batches, concatenated along the batch axis (a scalar,
@@ -137,7 +137,7 @@ def openvino_float(fp32_path: Path, names: list[str], precision: str, keep: list
     if keep:
         model = keep_float(model, keep, precision)
     side = OpenVinoSide(model, names, precision, "OpenVINO DisablePrecisionConversion rt_info")
-    side.unkept = reduced_ops(side.compiled, keep) if keep else []
+    side.unkept = tuple(reduced_ops(side.compiled, keep)) if keep else ()
     return side
 
 
