@@ -247,7 +247,7 @@ def test_openvino_refuses_fp16_where_its_cpu_plugin_offers_none(tiny_registry):
 
     capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     if "FP16" in capabilities:
-        pytest.skip("this CPU computes fp16 (AMX-FP16 or ARM)")
+        pytest.skip("OpenVINO computes fp16 on this CPU (AVX512-FP16, AMX-FP16 or ARM)")
     with pytest.raises(UserError) as info:
         tiny_registry.backend("openvino", "fp16")
     assert "backend 'openvino' cannot run fp16 here: OpenVINO's CPU plugin computes no fp16" in str(info.value)
