@@ -1,19 +1,30 @@
 """One OpenVINO model compiled with a dynamic sequence axis vs a cache of static models, one per
-gear, on a small masked encoder: 200 batches of 4 with lengths 5..64, gears 8/16/32/64 (each batch
-padded up to its gear). Runs interleave, median of 5; prints the time ratio and that both agree.
+gear (each batch padded up to the smallest gear that holds it), on two encoders:
 
-    python benchmarks/openvino_dynamic_vs_gears.py
+- small: 2 layers of width 128, 200 batches of 4 with lengths 5..64, gears 8/16/32/64;
+- textenc: the text-bucketing benchmark's encoder (4 layers, d_model 256), 40 batches of 8 from 320
+  lengths uniform over 8..512 sorted as the runner buckets them, gears the runner derives (powers of
+  two from 8, and 512).
+
+Runs interleave, median of 5 (3 for textenc); prints each time, the ratio and that both agree.
+
+    python benchmarks/openvino_dynamic_vs_gears.py [--precision f32|bf16]
 """
+import argparse
+import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import openvino as ov
 import torch
 
-GEARS = [8, 16, 32, 64]
-BATCH, WIDTH, HEADS = 4, 128, 4
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.plugins.textenc.model import TextEncoder  # noqa: E402
+
+WIDTH, HEADS = 128, 4
 
 
 class Layer(torch.nn.Module):
@@ -56,50 +67,70 @@ def padded(array: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def main() -> None:
-    warnings.simplefilter("ignore")
-    torch.manual_seed(0)
-    onnx_path = tempfile.mkdtemp() + "/encoder.onnx"
-    ids = torch.ones(BATCH, 16, dtype=torch.long)
-    torch.onnx.export(Encoder().eval(), (ids, ids), onnx_path, input_names=["ids", "mask"], output_names=["y"],
-                      dynamic_axes={"ids": {1: "seq"}, "mask": {1: "seq"}}, opset_version=14, dynamo=False)
+def export(model: torch.nn.Module, batch: int, names: tuple[str, str]) -> str:
+    path = tempfile.mkdtemp() + "/encoder.onnx"
+    ids = torch.ones(batch, 16, dtype=torch.long)
+    torch.onnx.export(model.eval(), (ids, ids), path, input_names=list(names), output_names=["y"],
+                      dynamic_axes={name: {1: "seq"} for name in names}, opset_version=14, dynamo=False)
+    return path
+
+
+def measure(path: str, names: tuple[str, str], batches: list[np.ndarray], gears: list[int], precision: str,
+            rounds: int) -> dict:
+    """Seconds for all `batches` (token ids; a mask of ones) through each form, median of `rounds`."""
     core = ov.Core()
-    config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": "f32"}
-    dynamic = core.compile_model(onnx_path, "CPU", config)
+    config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_PRECISION_HINT": precision}
+    dynamic = core.compile_model(path, "CPU", config)
     static = {}
-    for gear in GEARS:
-        model = core.read_model(onnx_path)
-        model.reshape({"ids": [BATCH, gear], "mask": [BATCH, gear]})
+    for gear in gears:
+        model = core.read_model(path)
+        model.reshape({name: [len(batches[0]), gear] for name in names})
         static[gear] = core.compile_model(model, "CPU", config)
-    rng = np.random.default_rng(0)
-    batches = [(rng.integers(1, 1000, (BATCH, n)), np.ones((BATCH, n), np.int64)) for n in rng.integers(5, 65, 200)]
+
+    def inputs(ids: np.ndarray, length: int) -> dict:
+        return dict(zip(names, (padded(ids, length), padded(np.ones_like(ids), length))))
 
     def run_dynamic() -> None:
         request = dynamic.create_infer_request()
-        for ids, mask in batches:
-            request.infer({"ids": ids, "mask": mask})
+        for ids in batches:
+            request.infer(inputs(ids, ids.shape[1]))
 
     def run_static() -> None:
         requests = {gear: compiled.create_infer_request() for gear, compiled in static.items()}
-        for ids, mask in batches:
-            gear = next(g for g in GEARS if g >= ids.shape[1])
-            requests[gear].infer({"ids": padded(ids, gear), "mask": padded(mask, gear)})
+        for ids in batches:
+            gear = next(g for g in gears if g >= ids.shape[1])
+            requests[gear].infer(inputs(ids, gear))
 
     run_dynamic(), run_static()  # every shape seen once before timing
     times = {"dynamic": [], "static per gear": []}
-    for _ in range(5):
+    for _ in range(rounds):
         for name, runner in (("dynamic", run_dynamic), ("static per gear", run_static)):
             start = time.perf_counter()
             runner()
             times[name].append(time.perf_counter() - start)
-    median = {name: float(np.median(t)) for name, t in times.items()}
-    print({name: round(t, 3) for name, t in median.items()},
-          "dynamic/static time ratio", round(median["dynamic"] / median["static per gear"], 3))
-    ids, mask = batches[0]
-    gear = next(g for g in GEARS if g >= ids.shape[1])
-    print("max |diff| dynamic vs padded static:", float(np.abs(
-        dynamic({"ids": ids, "mask": mask})[0] - static[gear]({"ids": padded(ids, gear), "mask": padded(mask, gear)})[0]
-    ).max()))
+    median = {name: round(float(np.median(t)), 3) for name, t in times.items()}
+    ids = batches[0]
+    gear = next(g for g in gears if g >= ids.shape[1])
+    diff = float(np.abs(dynamic(inputs(ids, ids.shape[1]))[0] - static[gear](inputs(ids, gear))[0]).max())
+    return {**median, "ratio": round(median["dynamic"] / median["static per gear"], 3), "max_abs_diff": diff}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--precision", default="f32", help="OpenVINO's INFERENCE_PRECISION_HINT (f32, bf16)")
+    precision = parser.parse_args().precision
+    warnings.simplefilter("ignore")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    small = [rng.integers(1, 1000, (4, n)) for n in rng.integers(5, 65, 200)]
+    lengths = np.sort(rng.integers(8, 513, 320))
+    textenc = [rng.integers(1, 1000, (8, int(lengths[i:i + 8].max()))) for i in range(0, 320, 8)]
+    cases = {"small": (Encoder(), ("ids", "mask"), small, [8, 16, 32, 64], 5),
+             "textenc": (TextEncoder(), ("input_ids", "attention_mask"), textenc, [8, 16, 32, 64, 128, 256, 512], 3)}
+    for name, (model, names, batches, gears, rounds) in cases.items():
+        figures = measure(export(model, len(batches[0]), names), names, batches, gears, precision, rounds)
+        print(f"{name} ({precision}): dynamic {figures['dynamic']} s, static per gear {figures['static per gear']} s, "
+              f"dynamic/static time ratio {figures['ratio']}; max |diff| {figures['max_abs_diff']:.1e}", flush=True)
 
 
 if __name__ == "__main__":
