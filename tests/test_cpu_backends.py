@@ -202,7 +202,7 @@ def test_openvino_compiles_once_into_the_cache(registry, tiny_weights, tmp_path)
     for loaded_from_cache in (False, True):
         session = backend.open(tiny_artifacts(registry, tiny_weights, tmp_path), 2, BackendSettings(workdir=tmp_path))
         assert session.compiled.get_property("LOADED_FROM_CACHE") is loaded_from_cache
-    assert list((tmp_path / "openvino").glob("*.blob"))
+    assert list((tmp_path / "openvino" / session.precision).glob("*.blob"))  # a folder per precision
 
 
 def test_onnxruntime_int8_is_dynamic_cached_and_says_so(registry, tiny_weights, tmp_path):
