@@ -13,7 +13,7 @@ and the ratio of bucketed to padded (target: >= 2x), also per round; padding eff
 padded tokens: report.json's `padding` for the dynamic run; the fixed model has no dynamic axis to
 report, so its figure is the texts' tokens over texts x 512); and whether every run predicts the
 same class for every text (predictions.json). Also counted, not timed: the padding and the
-multiply-adds that bucketing within larger windows than the runner's would give. Writes
+multiply-adds with the runner's windows and with windows of a fixed number of texts. Writes
 text-bucketing.json and text-bucketing.md into --out.
 """
 from __future__ import annotations
@@ -36,8 +36,7 @@ import numpy as np  # noqa: E402
 from benchmarks.plugins.textenc.model import FEED_FORWARD, LAYERS, WIDTH  # noqa: E402
 from benchmarks.plugins.textenc.task import MAX_TOKENS, MIN_TOKENS, write_texts  # noqa: E402
 from modelzoo.host import host_description, isa_line  # noqa: E402
-from modelzoo.stream import bucket_window  # noqa: E402
-from modelzoo.stream import bucketed  # noqa: E402
+from modelzoo.stream import BUCKET_BYTES, bucket_window, bucketed  # noqa: E402
 
 MODELS = {"bucketed": "textenc-dynamic", "padded": "textenc-fixed512"}
 PLUGINS = {"textenc-dynamic": "benchmarks.plugins.textenc.dynamic.plugin",
@@ -121,28 +120,30 @@ def compare(runs: dict[str, list[dict]], lengths: list[int]) -> dict:
                      for name, found in runs.items()}}
 
 
-def batch_lengths(lengths: list[int], batch_size: int, window: int) -> list[tuple[int, int]]:
-    """(texts, padded length) of each batch the runner makes when it buckets within `window` texts
-    (its own `bucketed`; the whole set when `window` covers it)."""
-    rows = ((str(i), {"input_ids": np.empty(n, np.int8)}) for i, n in enumerate(lengths))
-    order = [row["input_ids"].size for _, row in bucketed(rows, window)]
+def batch_lengths(lengths: list[int], batch_size: int, window: int, budget: int) -> list[tuple[int, int]]:
+    """(texts, padded length) of each batch the runner makes when it buckets these texts' token ids
+    (int64, as textenc-dynamic's preprocess returns them) within windows of `window` texts grown
+    while under `budget` bytes: its own `bucketed`."""
+    rows = ((str(i), {"input_ids": np.empty(n, np.int64)}) for i, n in enumerate(lengths))
+    order = [row["input_ids"].size for _, row in bucketed(rows, window, budget)]
     return [(len(order[i:i + batch_size]), max(MIN_TOKENS, *order[i:i + batch_size]))
             for i in range(0, len(order), batch_size)]
 
 
 def bucketing_ceiling(lengths: list[int], batch_size: int) -> dict:
     """What bucketing can give at most, counted not timed: padding efficiency and the padded run's
-    multiply-adds over the bucketed run's, with the runner's window and with larger ones."""
-    def macs(batches: list[tuple[int, int]]) -> int:
-        return sum(n * (length * MACS_PER_TOKEN + length * length * MACS_PER_PAIR) for n, length in batches)
+    multiply-adds over the bucketed run's, with the runner's windows and with fixed windows of
+    several sizes."""
+    def figures(batches: list[tuple[int, int]]) -> dict:
+        def macs(found: list[tuple[int, int]]) -> int:
+            return sum(n * (length * MACS_PER_TOKEN + length * length * MACS_PER_PAIR) for n, length in found)
+        return {"padding": round(sum(lengths) / sum(n * length for n, length in batches), 4),
+                "macs_ratio": round(macs([(1, MAX_TOKENS)] * len(lengths)) / macs(batches), 3)}
 
-    padded_macs = macs([(1, MAX_TOKENS)] * len(lengths))
-    found = {}
-    runner_window = bucket_window(batch_size)
-    for window in sorted({w for w in (runner_window, 4 * runner_window) if w < len(lengths)} | {len(lengths)}):
-        batches = batch_lengths(lengths, batch_size, window)
-        found[str(window)] = {"padding": round(sum(lengths) / sum(n * length for n, length in batches), 4),
-                              "macs_ratio": round(padded_macs / macs(batches), 3)}
+    window = bucket_window(batch_size)
+    found = {"runner": figures(batch_lengths(lengths, batch_size, window, BUCKET_BYTES))}
+    for fixed in sorted({w for w in (window, 4 * window) if w < len(lengths)} | {len(lengths)}):
+        found[str(fixed)] = figures(batch_lengths(lengths, batch_size, fixed, budget=0))
     return found
 
 
@@ -163,7 +164,9 @@ def markdown(measured: dict) -> str:
         f"seeded random weights; `modelzoo run --precision fp32 --bs {measured['batch_size']}`, each run a fresh "
         f"process, {measured['rounds']} rounds (each backend's two runs back to back, their order swapped every "
         "round). bucketed: `textenc-dynamic` (runner sorts by length within windows of "
-        f"{measured['bucket_window']} texts, batches padded to their longest); padded: `textenc-fixed512`. "
+        f"{measured['bucket_window']} texts, grown while they take under {measured['bucket_mib']:g} MiB: these "
+        f"texts' token ids take {measured['token_mib']:.1f} MiB; batches padded to their longest); padded: "
+        "`textenc-fixed512`. "
         "e2e: report.json's e2e_fps (samples/s), median over the rounds; ratio: of those medians, and "
         "per round. padding: real over padded tokens. same class: texts whose "
         f"predicted class is the same in every run. Target: bucketed >= {TARGET:g}x padded.",
@@ -179,13 +182,14 @@ def markdown(measured: dict) -> str:
                      f"{row['bucketed_padding']:.3f} | {row['padded_padding']:.3f} | "
                      f"{row['same_class']}/{row['texts']} | {row['max_abs_logit_diff']:.1e} |")
     lines += ["", "Counted, not timed: padding efficiency and the padded run's multiply-adds over the bucketed "
-              "run's, if the runner bucketed within larger windows (the runner's own sort over these texts):", "",
+              "run's, with the runner's windows and with windows of a fixed number of texts (the runner's own "
+              "sort over these texts):", "",
               "| window (texts) | padding | multiply-adds padded / bucketed |", "|---|---|---|"]
     for window, figures in measured["ceiling_by_window"].items():
-        mark = " (the runner's)" if int(window) == measured["bucket_window"] else ""
-        lines.append(f"| {window}{mark} | {figures['padding']:.3f} | {figures['macs_ratio']:.2f}x |")
-    ceiling = measured["ceiling_by_window"][str(measured["bucket_window"])]["macs_ratio"]
-    lines += ["", f"The runner's window bounds the e2e ratio at about {ceiling:.2f}x: the padded run does that many "
+        name = "the runner's" if window == "runner" else f"{window}, fixed"
+        lines.append(f"| {name} | {figures['padding']:.3f} | {figures['macs_ratio']:.2f}x |")
+    ceiling = measured["ceiling_by_window"]["runner"]["macs_ratio"]
+    lines += ["", f"The runner's windows bound the e2e ratio at about {ceiling:.2f}x: the padded run does that many "
               "times the bucketed run's multiply-adds, and the rest of a run (reading, collating, writing results) "
               "costs the same per text in both."]
     return "\n".join(lines) + "\n"
@@ -213,7 +217,8 @@ def main() -> None:
                   f"{row['identical_predictions']} ({row['same_class']}/{row['texts']}, max |logit diff| "
                   f"{row['max_abs_logit_diff']:.1e})", flush=True)
     measured = {"texts": args.texts, "batch_size": args.bs, "rounds": args.rounds,
-                "bucket_window": bucket_window(args.bs), "mean_tokens": sum(lengths) / len(lengths),
+                "bucket_window": bucket_window(args.bs), "bucket_mib": BUCKET_BYTES / 2**20,
+                "token_mib": 8 * sum(lengths) / 2**20, "mean_tokens": sum(lengths) / len(lengths),
                 "target_ratio": TARGET,
                 "ceiling_by_window": bucketing_ceiling(lengths, args.bs), "host": host_description(),
                 "load_start": load_start, "load_end": load_average(), "wall_s": time.perf_counter() - started,

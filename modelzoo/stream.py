@@ -28,12 +28,14 @@ Preprocess = Callable[[Any], Any]
 Collate = Callable[[list[Arrays]], Arrays]
 
 
-# Bucketing sorts samples by size within windows of at least this many batches and this many
-# samples: a larger window pads less and holds more preprocessed samples in memory. 256: a text
-# encoder over lengths spread evenly up to its max pads 3% there, against 10% in 64
-# (benchmarks/results/text-bucketing.md).
+# Bucketing sorts samples by size within windows of whole batches: at least this many batches and
+# this many samples, and more while the window's preprocessed arrays take under BUCKET_BYTES. A
+# larger window pads less and holds more in memory: 256 samples of a text encoder whose lengths
+# spread evenly up to its max pad 3% (10% in 64), and 64 MiB holds tens of thousands of token-id
+# samples, where 256 pictures may already take gigabytes (benchmarks/results/text-bucketing.md).
 BUCKET_BATCHES = 8
 BUCKET_SAMPLES = 256
+BUCKET_BYTES = 64 * 2**20
 
 
 def bucket_window(batch_size: int) -> int:
@@ -170,17 +172,24 @@ class Padding:
         return found or None
 
 
-def bucketed(rows: Iterable[tuple[str, Arrays]], window: int) -> Iterator[tuple[str, Arrays]]:
-    """Samples in windows of `window`, each window sorted by size (elements over all its arrays),
-    so that a batch holds samples of similar length and pads little. Results are keyed by sample:
-    the order does not matter to them, and memory stays bounded by the window."""
+def bucketed(rows: Iterable[tuple[str, Arrays]], window: int,
+             budget: int = BUCKET_BYTES) -> Iterator[tuple[str, Arrays]]:
+    """Samples in windows of a multiple of `window` samples, each window sorted by size (elements
+    over all its arrays), so that a batch holds samples of similar length and pads little. A window
+    grows by `window` samples at a time while its arrays take under `budget` bytes. Results are
+    keyed by sample: the order does not matter to them, and memory stays bounded by the window."""
+    def by_size(item: tuple[str, Arrays]) -> int:
+        return sum(np.size(a) for a in item[1].values())
+
     held: list[tuple[str, Arrays]] = []
+    held_bytes = 0
     for item in rows:
         held.append(item)
-        if len(held) == window:
-            yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
-            held = []
-    yield from sorted(held, key=lambda kv: sum(np.size(a) for a in kv[1].values()))
+        held_bytes += sum(np.asarray(a).nbytes for a in item[1].values())
+        if len(held) % window == 0 and held_bytes >= budget:
+            yield from sorted(held, key=by_size)
+            held, held_bytes = [], 0
+    yield from sorted(held, key=by_size)
 
 
 def measured_inputs(row: Arrays, manifest: Manifest) -> Iterator[tuple[str, str, int]]:
@@ -213,12 +222,14 @@ def too_large(key: str, row: Arrays, manifest: Manifest) -> str | None:
 def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, input_names: list[str],
             skip_invalid: bool, on_skip: Callable[[dict[str, str]], None],
             collate: Collate | None, *, plugin: str, metas: dict[str, Meta], bucket_window: int = 0,
-            padding: Padding | None = None, manifest: Manifest | None = None) -> Iterator[Batch]:
+            bucket_bytes: int = BUCKET_BYTES, padding: Padding | None = None,
+            manifest: Manifest | None = None) -> Iterator[Batch]:
     """Batches of preprocessed samples; a bad sample stops the run, or is skipped and recorded.
     Each sample's meta (see modelzoo.metas) goes into `metas` by key, where the caller finds it
     when the batch's outputs come back.
 
-    `bucket_window` > 0: samples are sorted by size within windows of that many (see `bucketed`);
+    `bucket_window` > 0: samples are sorted by size within windows of that many, grown while under
+    `bucket_bytes` (see `bucketed`);
     `padding` counts how much collate padded; `manifest` (with dynamic axes): a sample larger than
     an axis allows is a bad sample."""
     def make(keys: list[str], rows: list[Arrays]) -> Batch:
@@ -248,7 +259,7 @@ def batches(items: Iterable[tuple[Sample, Any, str | None]], batch_size: int, in
 
     keys: list[str] = []
     rows: list[Arrays] = []
-    for key, row in bucketed(good(), bucket_window) if bucket_window else good():
+    for key, row in bucketed(good(), bucket_window, bucket_bytes) if bucket_window else good():
         keys.append(key)
         rows.append(row)
         if len(rows) == batch_size:

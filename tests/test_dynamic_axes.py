@@ -174,7 +174,7 @@ def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
     items = [(Sample(f"s{i}", None, 0), {"input_ids": np.ones(n, np.int64)}, None) for i, n in enumerate(lengths)]
     padding = Padding(text_task.MANIFEST)
     made = list(batches(iter(items), 2, ["input_ids"], False, lambda _: None, text_task.collate,
-                        plugin="tests", metas={}, bucket_window=4, padding=padding))
+                        plugin="tests", metas={}, bucket_window=4, bucket_bytes=0, padding=padding))
     keys = [k for b in made for k in b.keys]
     assert sorted(keys) == sorted(f"s{i}" for i in range(len(lengths)))
     sizes = [lengths[int(k[1:])] for k in keys]
@@ -184,6 +184,22 @@ def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
     assert padding.figures() == dict.fromkeys(["input_ids", "attention_mask"], round(sum(lengths) / padded, 4))
     unsorted = sum(2 * max(lengths[i:i + 2]) for i in range(0, 10, 2)) + 30
     assert padded < unsorted
+
+
+def test_a_bucketing_window_grows_by_whole_windows_until_it_holds_the_byte_budget():
+    from modelzoo.stream import bucketed
+
+    lengths = [9, 1, 5, 7, 2, 8, 3, 6]
+    rows = [(f"s{i}", {"input_ids": np.ones(n, np.int64)}) for i, n in enumerate(lengths)]
+
+    def order(budget: int) -> list[int]:
+        return [row["input_ids"].size for _, row in bucketed(iter(rows), 2, budget)]
+
+    assert order(budget=10**6) == sorted(lengths)  # small samples: one window over all of them
+    # 8 bytes a token: the first two samples hold 80 bytes, four hold 176, the last four 152.
+    assert order(budget=150) == sorted(lengths[:4]) + sorted(lengths[4:])
+    assert order(budget=0) == [*sorted(lengths[:2]), *sorted(lengths[2:4]), *sorted(lengths[4:6]),
+                               *sorted(lengths[6:])]
 
 
 def test_a_run_reports_its_padding(tmp_path):
