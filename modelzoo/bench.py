@@ -174,9 +174,27 @@ def markdown(result: dict) -> str:
                      f"{shape + ' | ' if shaped else ''}{row['batch_size']}{mark} | "
                      f"{row['fps']:.2f} | {_ms(row['latency_ms_p50'])} | {_ms(row['latency_ms_p90'])} | "
                      f"{_ms(row['latency_ms_p99'])} | {row['fps'] / fastest:.2f} |")
+    lines += by_shape(result["rows"], unit.rate)
     for cell in result["skipped"]:
         lines.append(f"\nNot measured: {cell['backend']} {cell['precision']}: {cell['reason']}.")
     return "\n".join(lines) + "\n"
+
+
+def by_shape(rows: list[dict], rate: str) -> list[str]:
+    """With several shapes measured, the same throughputs side by side: a column per shape, a row
+    per backend, precision and batch size."""
+    shapes = list(dict.fromkeys(row["shape"] for row in rows if "shape" in row))
+    if len(shapes) < 2:
+        return []
+    cells = {(r["backend"], r["precision"], r["batch_size"]): {} for r in rows}
+    for row in rows:
+        cells[(row["backend"], row["precision"], row["batch_size"])][row["shape"]] = f"{row['fps']:.2f}"
+    lines = ["", f"{rate} by shape:", "", "| backend | precision | batch size | " + " | ".join(shapes) + " |",
+             "|---|---|---|" + "---|" * len(shapes)]
+    for (backend, precision, batch_size), found in cells.items():
+        lines.append(f"| {backend} | {precision} | {batch_size} | "
+                     + " | ".join(found.get(shape, "n/a") for shape in shapes) + " |")
+    return lines
 
 
 def plot(result: dict, path: Path) -> None:

@@ -164,6 +164,9 @@ def test_bench_measures_a_row_per_size_of_the_dynamic_axis(tmp_path):
     assert all(r["fps"] > 0 for r in data["rows"])
     table = (tmp_path / "bench.md").read_text()
     assert "| shape | batch size |" in table and "| seq=64 | 2 * |" in table
+    fps = {r["shape"]: f"{r['fps']:.2f}" for r in data["rows"]}
+    assert "| backend | precision | batch size | seq=8 | seq=64 |" in table
+    assert f"| onnxruntime | fp32 | 2 | {fps['seq=8']} | {fps['seq=64']} |" in table
 
 
 def test_bucketing_sorts_by_size_within_windows_and_keeps_every_sample_once():
